@@ -1,0 +1,126 @@
+"""In-memory adapters: honest implementations of the ports, for tests and embedding.
+
+They keep real state (nothing is mocked): hub services can use them in their
+own tests and assert on what the store holds. Both validate ids the way the
+production adapters do, so a test that passes here does not depend on leniency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+
+import attrs
+
+from fetchcore import ids
+from fetchcore.errors import InvalidRequestError, UnknownCommitError
+from fetchcore.graph import commits_to_send
+from fetchcore.model import Commit, IndexBatch, Location, Snapshot
+from fetchcore.validation import check_range, check_repo_id
+
+
+@attrs.define
+class MemoryObjectStore:
+    """An object store in two dicts: legacy objects (by canonical id) and mpacks."""
+
+    objects: dict[str, bytes] = attrs.field(factory=dict)
+    mpacks: dict[str, bytes] = attrs.field(factory=dict)
+
+    async def get_object(self, object_id: str) -> bytes | None:
+        return self.objects.get(ids.canonical(object_id))
+
+    async def put_object(self, object_id: str, data: bytes) -> None:
+        self.objects[ids.canonical(object_id)] = bytes(data)
+
+    async def get_mpack(self, mpack_id: str) -> bytes | None:
+        return self.mpacks.get(ids.check_mpack_id(mpack_id))
+
+    async def get_mpack_range(self, mpack_id: str, start: int, end: int) -> bytes | None:
+        ids.check_mpack_id(mpack_id)
+        check_range(start, end)
+        data = self.mpacks.get(mpack_id)
+        return None if data is None else data[start:end]
+
+    async def put_mpack(self, mpack_id: str, data: bytes) -> None:
+        self.mpacks.setdefault(ids.check_mpack_id(mpack_id), bytes(data))
+
+    async def has_mpack(self, mpack_id: str) -> bool:
+        return ids.check_mpack_id(mpack_id) in self.mpacks
+
+    async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
+        ids.check_mpack_id(mpack_id)
+        return f"memory://mpacks/{mpack_id}?ttl={ttl_s}"
+
+
+def _check_batch(repo_id: str, batch: IndexBatch) -> None:
+    check_repo_id(repo_id)
+    if not isinstance(batch, IndexBatch):
+        raise InvalidRequestError(f"not an IndexBatch: {type(batch).__name__}")
+    checks = [
+        *(isinstance(commit, Commit) for commit in batch.commits),
+        *(isinstance(snapshot, Snapshot) for snapshot in batch.snapshots),
+        *(isinstance(location, Location) for _, location in batch.locations),
+        *(isinstance(content, bytes) for _, content in batch.cached),
+    ]
+    if not all(checks):
+        raise InvalidRequestError("IndexBatch holds a value of the wrong type")
+
+
+@attrs.define
+class MemoryIndexRepo:
+    """An index in dicts, scoped per repository exactly like the SQL index."""
+
+    commits: dict[str, dict[str, Commit]] = attrs.field(factory=dict)
+    snapshots: dict[str, dict[str, Snapshot]] = attrs.field(factory=dict)
+    members: dict[str, set[str]] = attrs.field(factory=dict)
+    locations: dict[str, dict[Location, None]] = attrs.field(factory=dict)
+    cached: dict[str, bytes] = attrs.field(factory=dict)
+    heads: dict[str, dict[str, str]] = attrs.field(factory=dict)
+
+    async def record(self, repo_id: str, batch: IndexBatch) -> None:
+        # Everything that can fail is checked first; the updates below cannot fail,
+        # and nothing awaits in between, so the write is atomic.
+        _check_batch(repo_id, batch)
+        members = batch.object_ids()
+        commits = self.commits.setdefault(repo_id, {})
+        for commit in batch.commits:
+            commits.setdefault(commit.commit_id, commit)
+        snapshots = self.snapshots.setdefault(repo_id, {})
+        for snapshot in batch.snapshots:
+            snapshots.setdefault(snapshot.snapshot_id, snapshot)
+        self.members.setdefault(repo_id, set()).update(members)
+        for object_id, location in batch.locations:
+            self.locations.setdefault(object_id, {})[location] = None
+        for object_id, content in batch.cached:
+            self.cached.setdefault(object_id, content)
+        self.heads.setdefault(repo_id, {}).update(batch.branch_heads)
+
+    async def resolve_commits(
+        self, repo_id: str, want: Collection[str], have: Collection[str]
+    ) -> Sequence[Commit]:
+        commits = self.commits.get(repo_id, {})
+        unknown = [commit_id for commit_id in want if commit_id not in commits]
+        if unknown:
+            raise UnknownCommitError(unknown)
+        return commits_to_send(commits, want, have)
+
+    async def load_commits(self, repo_id: str, commit_ids: Collection[str]) -> Sequence[Commit]:
+        commits = self.commits.get(repo_id, {})
+        return [commits[c] for c in dict.fromkeys(commit_ids) if c in commits]
+
+    async def load_snapshots(
+        self, repo_id: str, snapshot_ids: Collection[str]
+    ) -> Sequence[Snapshot]:
+        snapshots = self.snapshots.get(repo_id, {})
+        return [snapshots[s] for s in dict.fromkeys(snapshot_ids) if s in snapshots]
+
+    async def known_objects(self, repo_id: str, object_ids: Collection[str]) -> Collection[str]:
+        return self.members.get(repo_id, set()).intersection(object_ids)
+
+    async def find_cached(self, object_ids: Collection[str]) -> Mapping[str, bytes]:
+        return {o: self.cached[o] for o in object_ids if o in self.cached}
+
+    async def find_locations(self, object_ids: Collection[str]) -> Mapping[str, Sequence[Location]]:
+        return {o: list(self.locations[o]) for o in object_ids if o in self.locations}
+
+    async def branch_heads(self, repo_id: str) -> Mapping[str, str]:
+        return dict(self.heads.get(repo_id, {}))

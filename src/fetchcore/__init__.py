@@ -1,0 +1,58 @@
+"""fetchcore: the fetch engine of a version-control hub.
+
+A client asks for commits (``want``) and says what it has (``have``);
+:func:`serve_fetch` answers with one fetch mpack read straight out of the push
+mpacks that :func:`ingest_push` stored. The planner (:func:`plan_fetch`) and the
+wire codec are pure; the executor talks only to the :class:`ObjectStore` and
+:class:`IndexRepo` ports, which adapters implement.
+"""
+
+from fetchcore.errors import (
+    FetchDeadlineError,
+    FetchError,
+    FetchNotIndexedError,
+    IndexIntegrityError,
+    IndexRepoError,
+    InvalidMPackError,
+    InvalidRequestError,
+    ObjectStoreError,
+    ObjectUnavailableError,
+    StorageError,
+    UnknownCommitError,
+)
+from fetchcore.fetch import serve_fetch
+from fetchcore.ingest import ingest_push
+from fetchcore.model import Commit, IndexBatch, Location, Snapshot
+from fetchcore.planner import FetchPlan, MPackRead, plan_fetch
+from fetchcore.policy import Policy
+from fetchcore.ports import IndexRepo, ObjectStore
+from fetchcore.results import FetchResult, FetchStats, IngestResult
+
+__all__ = [
+    "Commit",
+    "FetchDeadlineError",
+    "FetchError",
+    "FetchNotIndexedError",
+    "FetchPlan",
+    "FetchResult",
+    "FetchStats",
+    "IndexBatch",
+    "IndexIntegrityError",
+    "IndexRepo",
+    "IndexRepoError",
+    "IngestResult",
+    "InvalidMPackError",
+    "InvalidRequestError",
+    "Location",
+    "MPackRead",
+    "ObjectStore",
+    "ObjectStoreError",
+    "ObjectUnavailableError",
+    "Policy",
+    "Snapshot",
+    "StorageError",
+    "UnknownCommitError",
+    "ingest_push",
+    "plan_fetch",
+    "serve_fetch",
+]

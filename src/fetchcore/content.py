@@ -1,0 +1,81 @@
+"""Blob content: decoding stored bytes and verifying them against their id.
+
+Rules this module keeps:
+- Nothing is allocated beyond ``max_bytes``: a zstd frame that declares more is
+  rejected before decompression; a frame that declares nothing is decoded in
+  bounded chunks and rejected as soon as it produces more.
+- Content is served only after its sha256 matches the digest its id names.
+- Every failure is a :class:`ContentError`; no zstd or memory error escapes.
+"""
+
+from __future__ import annotations
+
+import zstandard
+
+from fetchcore import ids
+
+_CHUNK = 1 << 20
+
+
+class ContentError(ValueError):
+    """Stored content that does not decode, is over the size limit or fails verification."""
+
+
+Buffer = bytes | bytearray | memoryview
+
+
+def _decode_zstd(frame: Buffer, max_bytes: int) -> bytes:
+    try:
+        declared = zstandard.frame_content_size(frame)
+    except zstandard.ZstdError as error:
+        raise ContentError(f"not a zstd frame ({error})") from None
+    if declared > max_bytes:
+        raise ContentError(f"zstd frame declares {declared} bytes, over the limit of {max_bytes}")
+    decompressor = zstandard.ZstdDecompressor()
+    try:
+        if declared >= 0:
+            return decompressor.decompress(frame)
+        return _decode_unsized(decompressor, frame, max_bytes)
+    except (zstandard.ZstdError, MemoryError) as error:
+        raise ContentError(f"zstd frame does not decode ({error})") from None
+
+
+def _decode_unsized(
+    decompressor: zstandard.ZstdDecompressor, frame: Buffer, max_bytes: int
+) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    with decompressor.stream_reader(frame) as reader:
+        while chunk := reader.read(_CHUNK):
+            total += len(chunk)
+            if total > max_bytes:
+                raise ContentError(f"zstd frame produces more than the limit of {max_bytes} bytes")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode(stored: Buffer, encoding: str, max_bytes: int) -> bytes:
+    """Decode stored content to the blob's bytes.
+
+    Raises:
+        ContentError: unknown encoding, undecodable frame, or more than ``max_bytes``.
+    """
+    if encoding == "zstd":
+        return _decode_zstd(stored, max_bytes)
+    if encoding != "identity":
+        raise ContentError(f"unknown encoding {encoding!r:.40}")
+    if len(stored) > max_bytes:
+        raise ContentError(f"{len(stored)} bytes, over the limit of {max_bytes}")
+    return bytes(stored)
+
+
+def decode_verified(object_id: str, stored: Buffer, encoding: str, max_bytes: int) -> bytes:
+    """Decode stored content and check that it hashes to ``object_id``.
+
+    Raises:
+        ContentError: it does not decode, is too large, or does not match its id.
+    """
+    content = decode(stored, encoding, max_bytes)
+    if not ids.matches(object_id, content):
+        raise ContentError(f"content does not match its id {object_id}")
+    return content

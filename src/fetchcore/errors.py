@@ -1,0 +1,102 @@
+"""The error tree: every error fetchcore raises is a :class:`FetchError`.
+
+Errors carry their subjects (the ids they are about) as tuples, so a caller can
+act on them without parsing messages. Adapters translate vendor errors into
+:class:`StorageError` subclasses at their boundary.
+
+    FetchError
+    ├── InvalidRequestError        bad arguments (also a ValueError)
+    ├── UnknownCommitError         .commit_ids
+    ├── FetchNotIndexedError       .object_ids   ("retry later")
+    ├── ObjectUnavailableError     .object_ids
+    ├── InvalidMPackError          .entry, .reason, .missing_ids
+    ├── IndexIntegrityError        the index contradicts itself
+    ├── FetchDeadlineError         the fetch ran past Policy.deadline_s
+    └── StorageError               an adapter failed for good (after its retries)
+        ├── ObjectStoreError
+        └── IndexRepoError
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+_MAX_IDS_IN_MESSAGE = 5
+
+
+def _summarize(ids: tuple[str, ...]) -> str:
+    shown = ", ".join(ids[:_MAX_IDS_IN_MESSAGE])
+    more = len(ids) - _MAX_IDS_IN_MESSAGE
+    return f"{shown} (and {more} more)" if more > 0 else shown
+
+
+class FetchError(Exception):
+    """Root of every error fetchcore raises."""
+
+
+class InvalidRequestError(FetchError, ValueError):
+    """The caller passed arguments fetchcore cannot act on (empty want, bad id, bad policy)."""
+
+
+class UnknownCommitError(FetchError):
+    """Wanted commits that the repository does not have."""
+
+    def __init__(self, commit_ids: Iterable[str]) -> None:
+        self.commit_ids = tuple(sorted(set(commit_ids)))
+        super().__init__(f"unknown commit(s): {_summarize(self.commit_ids)}")
+
+
+class FetchNotIndexedError(FetchError):
+    """Needed blobs with neither a cache entry nor an mpack location: retry later."""
+
+    def __init__(self, object_ids: Iterable[str]) -> None:
+        self.object_ids = tuple(sorted(set(object_ids)))
+        super().__init__(f"object(s) not indexed yet: {_summarize(self.object_ids)}")
+
+
+class ObjectUnavailableError(FetchError):
+    """Blobs that no source could deliver with verified content."""
+
+    def __init__(self, object_ids: Iterable[str]) -> None:
+        self.object_ids = tuple(sorted(set(object_ids)))
+        super().__init__(f"object(s) unavailable from every source: {_summarize(self.object_ids)}")
+
+
+class InvalidMPackError(FetchError):
+    """A push mpack that is malformed, corrupt, over a limit or not connected.
+
+    Attributes:
+        entry: where in the document the problem is, e.g. ``"blobs[3].content"``
+            (``None`` when it concerns the whole document).
+        reason: what is wrong there.
+        missing_ids: for connectivity failures, the ids the push refers to but
+            neither carries nor finds in the repository.
+    """
+
+    def __init__(self, entry: str | None, reason: str, *, missing_ids: Iterable[str] = ()) -> None:
+        self.entry = entry
+        self.reason = reason
+        self.missing_ids = tuple(sorted(set(missing_ids)))
+        where = f"{entry}: " if entry else ""
+        detail = f": {_summarize(self.missing_ids)}" if self.missing_ids else ""
+        super().__init__(f"invalid mpack: {where}{reason}{detail}")
+
+
+class IndexIntegrityError(FetchError):
+    """The index contradicts itself (e.g. a commit whose snapshot it does not hold)."""
+
+
+class FetchDeadlineError(FetchError):
+    """The fetch did not finish within ``Policy.deadline_s``."""
+
+
+class StorageError(FetchError):
+    """An adapter failed for good after its own retries; ``__cause__`` holds the vendor error."""
+
+
+class ObjectStoreError(StorageError):
+    """The object store failed."""
+
+
+class IndexRepoError(StorageError):
+    """The index failed."""

@@ -1,0 +1,72 @@
+"""Content ids: parsing, canonical form and verification.
+
+An object id is ``sha256:`` + 64 lowercase hex digits, or the bare 64 digits;
+both name the same object. Inside fetchcore (the index, the planner) every
+object id is in canonical form, ``sha256:<hex>``; whatever leaves fetchcore uses
+the id as the manifest wrote it. An mpack id is always ``sha256:<hex>`` of the
+mpack's bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from fetchcore.errors import InvalidRequestError
+
+PREFIX = "sha256:"
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_DIGEST_LENGTH = 64
+
+
+def _is_hex_digest(text: str) -> bool:
+    return len(text) == _DIGEST_LENGTH and _HEX_DIGITS.issuperset(text)
+
+
+def digest_of(object_id: str) -> str | None:
+    """The 64-digit hex digest an object id names, or None if it is not a content id."""
+    digest = object_id.removeprefix(PREFIX)
+    return digest if _is_hex_digest(digest) else None
+
+
+def is_object_id(object_id: object) -> bool:
+    """Whether ``object_id`` is a well-formed content id (either spelling)."""
+    return isinstance(object_id, str) and digest_of(object_id) is not None
+
+
+def canonical(object_id: str) -> str:
+    """The canonical spelling ``sha256:<hex>`` of an object id.
+
+    Raises:
+        InvalidRequestError: the id is not a well-formed content id.
+    """
+    if object_id.startswith(PREFIX) and _is_hex_digest(object_id[len(PREFIX) :]):
+        return object_id
+    digest = digest_of(object_id)
+    if digest is None:
+        raise InvalidRequestError(f"not a content id: {object_id!r:.100}")
+    return PREFIX + digest
+
+
+def check_mpack_id(mpack_id: str) -> str:
+    """Return ``mpack_id`` if it is ``sha256:<hex>``.
+
+    Raises:
+        InvalidRequestError: it is not.
+    """
+    if not (
+        isinstance(mpack_id, str)
+        and mpack_id.startswith(PREFIX)
+        and _is_hex_digest(mpack_id[len(PREFIX) :])
+    ):
+        raise InvalidRequestError(f"not an mpack id: {mpack_id!r:.100}")
+    return mpack_id
+
+
+def content_id(data: bytes | bytearray | memoryview) -> str:
+    """The canonical content id of ``data``: ``sha256:`` + its hex digest."""
+    return PREFIX + hashlib.sha256(data).hexdigest()
+
+
+def matches(object_id: str, content: bytes | bytearray | memoryview) -> bool:
+    """Whether ``content`` hashes to the digest that ``object_id`` names."""
+    return digest_of(object_id) == hashlib.sha256(content).hexdigest()

@@ -1,0 +1,176 @@
+"""ingest_push: accept a client's push mpack into the store and the index.
+
+The order of work is what makes the guarantees:
+1. parse under the policy's limits, decode and verify every blob, and check
+   that the push is connected to *this* repository; any failure raises
+   InvalidMPackError and nothing is written;
+2. store the push mpack (skipped when the store already has it);
+3. record one atomic IndexBatch: commits, snapshots, a located span for every
+   blob, small blobs into the content cache, branch heads.
+A crash between 2 and 3 leaves an unreferenced mpack, never an index row that
+points at nothing; ingesting the same mpack again then completes the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Iterable, Sequence
+
+from fetchcore import content, ids, wire
+from fetchcore.errors import InvalidMPackError
+from fetchcore.model import IndexBatch, Location
+from fetchcore.policy import MiB, Policy
+from fetchcore.ports import IndexRepo, ObjectStore
+from fetchcore.results import IngestResult
+from fetchcore.validation import check_repo_id
+from fetchcore.wire import BlobEntry, PushDocument
+
+_VERIFY_CHUNK_BYTES = 8 * MiB
+
+
+def _chunks(blobs: Sequence[BlobEntry]) -> Iterable[range]:
+    """Index ranges of ``blobs`` holding about ``_VERIFY_CHUNK_BYTES`` of stored content each."""
+    start, size = 0, 0
+    for index, blob in enumerate(blobs):
+        size += blob.length
+        if size >= _VERIFY_CHUNK_BYTES:
+            yield range(start, index + 1)
+            start, size = index + 1, 0
+    if start < len(blobs):
+        yield range(start, len(blobs))
+
+
+def _verify_chunk(
+    data: bytes, blobs: Sequence[BlobEntry], indexes: range, policy: Policy
+) -> list[tuple[str, bytes]]:
+    """Decode and verify ``blobs[indexes]``; return the ones small enough for the cache."""
+    view = memoryview(data)
+    cacheable: list[tuple[str, bytes]] = []
+    for index in indexes:
+        blob = blobs[index]
+        stored = view[blob.offset : blob.end]
+        try:
+            decoded = content.decode_verified(
+                blob.object_id, stored, blob.encoding, policy.max_blob_bytes
+            )
+        except content.ContentError as error:
+            raise InvalidMPackError(f"blobs[{index}]", str(error)) from None
+        if policy.cache_max_bytes > 0 and len(decoded) <= policy.cache_max_bytes:
+            cacheable.append((ids.canonical(blob.object_id), decoded))
+    return cacheable
+
+
+async def _verify_blobs(
+    data: bytes, blobs: Sequence[BlobEntry], policy: Policy
+) -> list[tuple[str, bytes]]:
+    """Verify every blob, in parallel worker threads; return the cacheable ones."""
+    parts = await asyncio.gather(
+        *(asyncio.to_thread(_verify_chunk, data, blobs, chunk, policy) for chunk in _chunks(blobs))
+    )
+    return [entry for part in parts for entry in part]
+
+
+def _refuse_missing(
+    referenced: Collection[str], found: Iterable[str], entry: str, what: str
+) -> None:
+    missing = set(referenced) - set(found)
+    if missing:
+        raise InvalidMPackError(
+            entry, f"{what} neither in the push nor in the repository", missing_ids=missing
+        )
+
+
+def _outside_objects(document: PushDocument) -> set[str]:
+    manifests = {ids.canonical(o) for s in document.snapshots for o in s.object_ids}
+    return manifests - {ids.canonical(blob.object_id) for blob in document.blobs}
+
+
+def _outside_snapshots(document: PushDocument) -> set[str]:
+    referenced = {commit.snapshot_id for commit in document.commits}
+    return referenced - {snapshot.snapshot_id for snapshot in document.snapshots}
+
+
+def _outside_commits(document: PushDocument) -> set[str]:
+    referenced = {parent for commit in document.commits for parent in commit.parent_ids}
+    referenced.update(document.branch_heads.values())
+    return referenced - {commit.commit_id for commit in document.commits}
+
+
+async def _check_connected(index: IndexRepo, repo_id: str, document: PushDocument) -> None:
+    """Every id the push refers to is in the push or already in *this* repository."""
+    if objects := _outside_objects(document):
+        found_objects = await index.known_objects(repo_id, objects)
+        _refuse_missing(objects, found_objects, "snapshots", "manifest objects")
+    if snapshot_ids := _outside_snapshots(document):
+        snapshots = await index.load_snapshots(repo_id, snapshot_ids)
+        found_snapshots = (snapshot.snapshot_id for snapshot in snapshots)
+        _refuse_missing(snapshot_ids, found_snapshots, "commits", "snapshots")
+    if commit_ids := _outside_commits(document):
+        commits = await index.load_commits(repo_id, commit_ids)
+        found_commits = (commit.commit_id for commit in commits)
+        _refuse_missing(commit_ids, found_commits, "commits", "parent or branch-head commits")
+
+
+def _batch(
+    document: PushDocument, mpack_id: str, mpack_size: int, cached: list[tuple[str, bytes]]
+) -> IndexBatch:
+    locations: dict[str, Location] = {}
+    for blob in document.blobs:
+        location = Location(mpack_id, blob.offset, blob.length, blob.encoding, mpack_size)
+        locations.setdefault(ids.canonical(blob.object_id), location)
+    return IndexBatch(
+        commits=document.commits,
+        snapshots=document.snapshots,
+        locations=list(locations.items()),
+        cached=cached,
+        branch_heads=document.branch_heads,
+    )
+
+
+async def ingest_push(
+    index: IndexRepo,
+    store: ObjectStore,
+    *,
+    repo_id: str,
+    mpack: bytes,
+    policy: Policy = Policy(),
+) -> IngestResult:
+    """Store a push mpack and index everything in it, atomically.
+
+    Args:
+        index: the index to record into.
+        store: where the push mpack is stored.
+        repo_id: the repository pushed to.
+        mpack: the push document, as the client uploaded it.
+        policy: size limits and the content-cache threshold.
+
+    Returns:
+        The mpack id and the counts of what the push held.
+
+    Raises:
+        InvalidMPackError: malformed, over a limit, a blob that does not verify,
+            or ids that are neither in the push nor in this repository
+            (``missing_ids``). Nothing is written.
+        StorageError: the store or the index failed (retry the ingest).
+    """
+    check_repo_id(repo_id)
+    if not isinstance(mpack, bytes | bytearray | memoryview):
+        raise InvalidMPackError(None, f"must be bytes, not {type(mpack).__name__}")
+    data = bytes(mpack)
+    document = await asyncio.to_thread(wire.parse_push, data, policy)
+    mpack_id, cached = await asyncio.gather(
+        asyncio.to_thread(ids.content_id, data), _verify_blobs(data, document.blobs, policy)
+    )
+    await _check_connected(index, repo_id, document)
+    uploaded = not await store.has_mpack(mpack_id)
+    if uploaded:
+        await store.put_mpack(mpack_id, data)
+    batch = _batch(document, mpack_id, len(data), cached)
+    await index.record(repo_id, batch)
+    return IngestResult(
+        mpack_id=mpack_id,
+        commit_count=len({c.commit_id for c in document.commits}),
+        snapshot_count=len({s.snapshot_id for s in document.snapshots}),
+        blob_count=len(batch.locations),
+        uploaded=uploaded,
+    )

@@ -1,0 +1,269 @@
+"""The planner: which source serves each needed blob, and how each mpack is read. Pure.
+
+Rules this module keeps:
+- Every needed blob gets exactly one first source: the content cache, one mpack,
+  its legacy per-object key (when every mpack holding it is excluded), or it is
+  unresolved (no cache entry, no location).
+- Few mpacks are read: an mpack that is the only home of some blob is taken
+  first, then greedily the mpack covering most remaining blobs (ties: smallest id).
+- Each mpack is read once: one whole GET, or byte ranges that are sorted,
+  disjoint and cover every assigned span. A gap wider than
+  ``coalesce_gap_bytes`` is never read, and a ranged read never reads more
+  than ``max_read_amplification`` times the bytes it needs.
+- The plan depends on its inputs as sets, never on their order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+import attrs
+
+from fetchcore.model import Location
+from fetchcore.policy import Policy
+
+Span = tuple[int, int]
+Assignment = tuple[str, Location]
+
+
+@attrs.frozen
+class MPackRead:
+    """How one mpack is read: whole (``ranges is None``) or by byte ranges ``[start, end)``."""
+
+    mpack_id: str
+    blobs: tuple[Assignment, ...]
+    ranges: tuple[Span, ...] | None
+    reason: str
+
+    @property
+    def whole(self) -> bool:
+        return self.ranges is None
+
+    @property
+    def request_count(self) -> int:
+        return 1 if self.ranges is None else len(self.ranges)
+
+    @property
+    def bytes_needed(self) -> int | None:
+        """Bytes of stored content assigned to this read (None when spans are unknown)."""
+        spans = [location.span for _, location in self.blobs]
+        if any(span is None for span in spans):
+            return None
+        return _union_length(s for s in spans if s is not None)
+
+    @property
+    def bytes_to_read(self) -> int | None:
+        """Bytes this read fetches (None for a whole read of an mpack of unknown size)."""
+        if self.ranges is not None:
+            return sum(end - start for start, end in self.ranges)
+        return mpack_size(location for _, location in self.blobs)
+
+
+@attrs.frozen
+class FetchPlan:
+    """The first source of every needed blob, as sorted tuples of canonical ids."""
+
+    cached: tuple[str, ...] = ()
+    reads: tuple[MPackRead, ...] = ()
+    legacy: tuple[str, ...] = ()
+    unresolved: tuple[str, ...] = ()
+
+    @property
+    def request_count(self) -> int:
+        """Storage requests the plan makes if nothing fails."""
+        return sum(read.request_count for read in self.reads) + len(self.legacy)
+
+
+def plan_fetch(
+    needed: Iterable[str],
+    *,
+    cached: Collection[str] = frozenset(),
+    locations: Mapping[str, Sequence[Location]] | None = None,
+    excluded: Collection[str] = frozenset(),
+    policy: Policy = Policy(),
+) -> FetchPlan:
+    """Choose the first source of every needed blob and how to read each mpack.
+
+    Args:
+        needed: canonical ids of the blobs to serve.
+        cached: ids that have a (verified) content-cache entry.
+        locations: every known mpack location of the ids.
+        excluded: mpacks that must not be read (failed, or already read this fetch).
+        policy: coalescing, range and amplification limits.
+
+    Returns:
+        A plan; ``plan.unresolved`` lists the ids with no cache entry and no location.
+    """
+    locations = locations or {}
+    excluded = frozenset(excluded)
+    from_cache: list[str] = []
+    legacy: list[str] = []
+    unresolved: list[str] = []
+    sole_home: dict[str, list[Assignment]] = {}
+    many_homes: list[tuple[str, dict[str, Location]]] = []
+    for object_id in sorted(set(needed)):
+        if object_id in cached:
+            from_cache.append(object_id)
+            continue
+        homes = _homes(locations.get(object_id, ()), excluded)
+        if homes is None:
+            unresolved.append(object_id)
+        elif not homes:
+            legacy.append(object_id)
+        elif len(homes) == 1:
+            ((mpack_id, location),) = homes.items()
+            sole_home.setdefault(mpack_id, []).append((object_id, location))
+        else:
+            many_homes.append((object_id, homes))
+    assigned = _assign_shared(sole_home, many_homes)
+    reads = tuple(
+        _read_for(mpack_id, blobs, policy) for mpack_id, blobs in sorted(assigned.items())
+    )
+    return FetchPlan(tuple(from_cache), reads, tuple(legacy), tuple(unresolved))
+
+
+def _preference(location: Location) -> tuple[bool, int, int, str]:
+    """Within one mpack: a known span first, then the earliest."""
+    return (location.span is None, location.offset or 0, location.length or 0, location.encoding)
+
+
+def _homes(candidates: Sequence[Location], excluded: frozenset[str]) -> dict[str, Location] | None:
+    """The usable location per mpack ({} if all are excluded, None if there are none)."""
+    if not candidates:
+        return None
+    if len(candidates) == 1:
+        (only,) = candidates
+        return {} if only.mpack_id in excluded else {only.mpack_id: only}
+    homes: dict[str, Location] = {}
+    for location in sorted(candidates, key=_preference):
+        if location.mpack_id not in excluded:
+            homes.setdefault(location.mpack_id, location)
+    return homes
+
+
+def _assign_shared(
+    sole_home: dict[str, list[Assignment]],
+    many_homes: list[tuple[str, dict[str, Location]]],
+) -> dict[str, list[Assignment]]:
+    """Give each blob with several homes to an mpack that is read anyway, else greedily."""
+    assigned = sole_home
+    uncovered: dict[str, dict[str, Location]] = {}
+    for object_id, homes in many_homes:
+        taken = [mpack_id for mpack_id in homes if mpack_id in assigned]
+        if taken:
+            chosen = min(taken)
+            assigned[chosen].append((object_id, homes[chosen]))
+        else:
+            uncovered[object_id] = homes
+    for mpack_id, object_ids in _greedy_cover(uncovered):
+        assigned[mpack_id] = [(o, uncovered[o][mpack_id]) for o in object_ids]
+    for blobs in assigned.values():
+        blobs.sort(key=lambda assignment: assignment[0])
+    return assigned
+
+
+def _greedy_cover(uncovered: Mapping[str, Mapping[str, Location]]) -> list[tuple[str, list[str]]]:
+    """Greedy set cover: repeatedly the mpack holding most uncovered blobs (ties: smallest id)."""
+    holds: dict[str, list[str]] = {}
+    for object_id, homes in uncovered.items():
+        for mpack_id in homes:
+            holds.setdefault(mpack_id, []).append(object_id)
+    heap = [(-len(object_ids), mpack_id) for mpack_id, object_ids in holds.items()]
+    heapq.heapify(heap)
+    covered: set[str] = set()
+    picks: list[tuple[str, list[str]]] = []
+    while heap:
+        negative_count, mpack_id = heapq.heappop(heap)
+        fresh = [o for o in holds[mpack_id] if o not in covered]
+        if not fresh:
+            continue
+        if len(fresh) < -negative_count:
+            holds[mpack_id] = fresh
+            heapq.heappush(heap, (-len(fresh), mpack_id))
+            continue
+        covered.update(fresh)
+        picks.append((mpack_id, fresh))
+    return picks
+
+
+# ── how one mpack is read ───────────────────────────────────────────────────
+
+
+def mpack_size(locations: Iterable[Location]) -> int | None:
+    """The mpack's size, if any of its locations knows it."""
+    sizes = [location.mpack_size for location in locations if location.mpack_size is not None]
+    return max(sizes) if sizes else None
+
+
+def _read_for(mpack_id: str, blobs: list[Assignment], policy: Policy) -> MPackRead:
+    spans = [location.span for _, location in blobs]
+    known = [span for span in spans if span is not None]
+    if len(known) < len(spans):
+        return MPackRead(mpack_id, tuple(blobs), None, "whole: some offsets are unknown")
+    clusters = _clusters(known)
+    needed = sum(end - start for start, end in clusters)
+    ranges = _coalesce(clusters, needed, policy)
+    size = mpack_size(location for _, location in blobs)
+    if size is not None:
+        verdict = _whole_read_verdict(size, needed, ranges, policy)
+        if verdict:
+            return MPackRead(mpack_id, tuple(blobs), None, verdict)
+    reason = f"ranged: {len(ranges)} range(s), {_read_bytes(ranges)} bytes for {needed} needed"
+    return MPackRead(mpack_id, tuple(blobs), tuple(ranges), reason)
+
+
+def _whole_read_verdict(size: int, needed: int, ranges: list[Span], policy: Policy) -> str | None:
+    """Why the whole mpack should be read instead of ``ranges``, or None if it should not."""
+    if size <= policy.request_cost_bytes:
+        return f"whole: {size} bytes is less than one request's worth"
+    if size <= policy.max_read_amplification * needed:
+        return f"whole: {needed} of {size} bytes are needed"
+    ranged_cost = _read_bytes(ranges) + len(ranges) * policy.request_cost_bytes
+    if size + policy.request_cost_bytes <= ranged_cost:
+        return f"whole: cheaper than {len(ranges)} ranges"
+    return None
+
+
+def _read_bytes(ranges: Iterable[Span]) -> int:
+    return sum(end - start for start, end in ranges)
+
+
+def _union_length(spans: Iterable[Span]) -> int:
+    return sum(end - start for start, end in _clusters(list(spans)))
+
+
+def _clusters(spans: list[Span]) -> list[Span]:
+    """Sorted, disjoint unions of overlapping spans (overlaps must share one range)."""
+    clusters: list[Span] = []
+    for start, end in sorted(spans):
+        if clusters and start < clusters[-1][1]:
+            last_start, last_end = clusters[-1]
+            clusters[-1] = (last_start, max(last_end, end))
+        else:
+            clusters.append((start, end))
+    return clusters
+
+
+def _coalesce(clusters: list[Span], needed: int, policy: Policy) -> list[Span]:
+    """Join clusters across the cheapest gaps, within the gap limit and the read budget.
+
+    Gaps are taken smallest first while each is at most ``coalesce_gap_bytes`` and
+    all taken gaps together stay within ``(max_read_amplification - 1) * needed``.
+    A range grows past ``max_range_bytes`` only if one cluster alone is longer.
+    """
+    gaps = sorted((clusters[i + 1][0] - clusters[i][1], i) for i in range(len(clusters) - 1))
+    budget = (policy.max_read_amplification - 1.0) * needed
+    joined: set[int] = set()
+    for gap, index in gaps:
+        if gap > policy.coalesce_gap_bytes or gap > budget:
+            break
+        budget -= gap
+        joined.add(index)
+    ranges: list[Span] = []
+    for index, (start, end) in enumerate(clusters):
+        if ranges and index - 1 in joined and end - ranges[-1][0] <= policy.max_range_bytes:
+            ranges[-1] = (ranges[-1][0], end)
+        else:
+            ranges.append((start, end))
+    return ranges

@@ -1,0 +1,59 @@
+"""What the entry points return."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class FetchStats:
+    """What one fetch read from storage.
+
+    Attributes:
+        cache_hits: blobs served from the content cache (no storage request).
+        mpack_gets: whole-mpack GETs issued (retries included).
+        range_gets: byte-range GETs issued (retries included).
+        object_gets: legacy per-object GETs issued (retries included).
+        bytes_read: bytes received from the store.
+        retries: requests repeated after a transient failure or a timeout.
+        failed_sources: mpack reads or ranges that were missing, corrupt or
+            failed for good, whose blobs went to their next source.
+    """
+
+    cache_hits: int = 0
+    mpack_gets: int = 0
+    range_gets: int = 0
+    object_gets: int = 0
+    bytes_read: int = 0
+    retries: int = 0
+    failed_sources: int = 0
+
+    @property
+    def requests(self) -> int:
+        """Storage read requests issued."""
+        return self.mpack_gets + self.range_gets + self.object_gets
+
+
+@attrs.frozen
+class FetchResult:
+    """A served fetch: the fetch mpack's id, where to download it, and what it holds."""
+
+    mpack_id: str
+    mpack_url: str | None
+    commit_count: int
+    snapshot_count: int
+    blob_count: int
+    size_bytes: int
+    uploaded: bool
+    stats: FetchStats
+
+
+@attrs.frozen
+class IngestResult:
+    """An ingested push: its mpack id and what it held (distinct blobs)."""
+
+    mpack_id: str
+    commit_count: int
+    snapshot_count: int
+    blob_count: int
+    uploaded: bool

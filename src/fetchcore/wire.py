@@ -1,0 +1,360 @@
+"""The wire codec: push mpacks in, fetch mpacks out. Pure: no I/O, no clock.
+
+Rules this module keeps:
+- Parsing never trusts a declared size: every list, map, id and the document
+  itself is checked against the :class:`Policy` limits before it is walked, and
+  every malformed input raises :class:`InvalidMPackError` naming the entry.
+- For every blob the parser reports the byte span of its stored content inside
+  the document, so that a later fetch can read exactly those bytes.
+- Encoding is canonical: maps are written with sorted keys, snapshots and blobs
+  in id order, so the same content always gives the same bytes (and mpack id).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import msgpack
+
+from fetchcore import ids
+from fetchcore.errors import InvalidMPackError
+from fetchcore.model import ENCODINGS, Commit, Snapshot
+from fetchcore.policy import Policy
+
+_TOP_LEVEL_KEYS = ("commits", "snapshots", "blobs", "branch_heads")
+_MAX_BLOB_FIELDS = 64
+# msgpack bin headers: marker byte -> header length (marker + length field).
+_BIN_HEADER_LENGTH = {0xC4: 2, 0xC5: 3, 0xC6: 5}
+
+
+@attrs.frozen
+class BlobEntry:
+    """One blob of a push: its id as written, its encoding and the span of its stored bytes."""
+
+    object_id: str
+    encoding: str
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+@attrs.frozen
+class PushDocument:
+    """A parsed push mpack. Blob contents are not decoded here (see :mod:`fetchcore.content`)."""
+
+    commits: tuple[Commit, ...] = ()
+    snapshots: tuple[Snapshot, ...] = ()
+    blobs: tuple[BlobEntry, ...] = ()
+    branch_heads: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+
+
+def parse_push(data: bytes, policy: Policy = Policy()) -> PushDocument:
+    """Parse a push mpack under the limits of ``policy``.
+
+    Args:
+        data: the whole document.
+        policy: its limits (``max_document_bytes``, ``max_entries`` and so on).
+
+    Returns:
+        The commits, snapshots, branch heads and the stored span of every blob.
+
+    Raises:
+        InvalidMPackError: the document is malformed or over a limit; its ``entry``
+            says where.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidMPackError(None, f"must be bytes, not {type(data).__name__}")
+    if len(data) > policy.max_document_bytes:
+        raise InvalidMPackError(
+            None, f"{len(data)} bytes, over the limit of {policy.max_document_bytes}"
+        )
+    parser = _PushParser(bytes(data), policy)
+    try:
+        return parser.document()
+    except InvalidMPackError:
+        raise
+    except msgpack.OutOfData:
+        raise InvalidMPackError(parser.where, "truncated document") from None
+    except (ValueError, TypeError, OverflowError, MemoryError, RecursionError) as error:
+        # msgpack's own errors (ExtraData, FormatError, StackError, BufferFull) are
+        # ValueErrors; so is invalid UTF-8.
+        raise InvalidMPackError(parser.where, f"not valid msgpack ({error})") from None
+
+
+class _PushParser:
+    """Walks a push document with msgpack's streaming Unpacker, keeping the current entry."""
+
+    def __init__(self, data: bytes, policy: Policy) -> None:
+        self.data = data
+        self.policy = policy
+        self.where: str | None = None
+        longest_list = max(policy.max_entries, policy.max_manifest_entries)
+        self.unpacker = msgpack.Unpacker(
+            raw=False,
+            strict_map_key=True,
+            max_buffer_size=max(len(data), 1),
+            max_array_len=longest_list,
+            max_map_len=longest_list,
+        )
+        self.unpacker.feed(data)
+
+    def document(self) -> PushDocument:
+        self.where = None
+        fields: dict[str, Any] = {}
+        for _ in range(self._map_header("document is not a map", len(_TOP_LEVEL_KEYS) * 4)):
+            key = self.unpacker.unpack()
+            if not isinstance(key, str):
+                raise InvalidMPackError(None, f"document key {key!r:.40} is not a string")
+            if key in fields:
+                raise InvalidMPackError(str(key), "appears twice")
+            if key in _TOP_LEVEL_KEYS:
+                fields[key] = self._top_level(key)
+            else:
+                self.unpacker.skip()
+                fields[key] = None
+        self.where = None
+        if self.unpacker.tell() != len(self.data):
+            raise InvalidMPackError(None, "trailing bytes after the document")
+        return PushDocument(
+            commits=fields.get("commits") or (),
+            snapshots=fields.get("snapshots") or (),
+            blobs=fields.get("blobs") or (),
+            branch_heads=fields.get("branch_heads") or {},
+        )
+
+    def _top_level(self, key: str) -> Any:
+        self.where = key
+        if key == "commits":
+            return tuple(self._entries("commits", self._commit))
+        if key == "snapshots":
+            return tuple(self._entries("snapshots", self._snapshot))
+        if key == "blobs":
+            return tuple(self._entries("blobs", self._blob))
+        return self._branch_heads()
+
+    def _map_header(self, complaint: str, limit: int) -> int:
+        try:
+            count: int = self.unpacker.read_map_header()
+        except msgpack.OutOfData:
+            raise
+        except ValueError:
+            raise InvalidMPackError(self.where, complaint) from None
+        if count > limit:
+            raise InvalidMPackError(self.where, f"{count} entries, over the limit of {limit}")
+        return count
+
+    def _entries(self, name: str, read_one: Any) -> Iterable[Any]:
+        try:
+            count: int = self.unpacker.read_array_header()
+        except msgpack.OutOfData:
+            raise
+        except ValueError:
+            raise InvalidMPackError(name, "must be a list") from None
+        if count > self.policy.max_entries:
+            raise InvalidMPackError(
+                name, f"{count} entries, over the limit of {self.policy.max_entries}"
+            )
+        for index in range(count):
+            self.where = f"{name}[{index}]"
+            yield read_one(self.where)
+
+    def _commit(self, where: str) -> Commit:
+        return Commit.from_wire(
+            self.unpacker.unpack(),
+            where=where,
+            max_id_length=self.policy.max_id_length,
+            max_depth=self.policy.max_depth,
+        )
+
+    def _snapshot(self, where: str) -> Snapshot:
+        snapshot = Snapshot.from_wire(
+            self.unpacker.unpack(),
+            where=where,
+            max_id_length=self.policy.max_id_length,
+            max_depth=self.policy.max_depth,
+        )
+        if len(snapshot.manifest) > self.policy.max_manifest_entries:
+            raise InvalidMPackError(
+                f"{where}.manifest",
+                f"{len(snapshot.manifest)} entries, over the limit of "
+                f"{self.policy.max_manifest_entries}",
+            )
+        return snapshot
+
+    def _blob(self, where: str) -> BlobEntry:
+        object_id: str | None = None
+        encoding = "identity"
+        span: tuple[int, int] | None = None
+        for _ in range(self._map_header("must be a map", _MAX_BLOB_FIELDS)):
+            key = self.unpacker.unpack()
+            if key == "object_id":
+                object_id = self._object_id(f"{where}.object_id")
+            elif key == "encoding":
+                encoding = self._encoding(f"{where}.encoding")
+            elif key == "content":
+                span = self._bin_span(f"{where}.content")
+            else:
+                self.unpacker.skip()
+        if object_id is None:
+            raise InvalidMPackError(f"{where}.object_id", "is missing")
+        if span is None:
+            raise InvalidMPackError(f"{where}.content", "is missing")
+        return BlobEntry(object_id, encoding, span[0], span[1] - span[0])
+
+    def _object_id(self, where: str) -> str:
+        value = self.unpacker.unpack()
+        if not ids.is_object_id(value):
+            raise InvalidMPackError(where, f"{value!r:.80} is not a content id")
+        return str(value)
+
+    def _encoding(self, where: str) -> str:
+        value = self.unpacker.unpack()
+        if value not in ENCODINGS:
+            raise InvalidMPackError(where, f"unknown encoding {value!r:.40}")
+        return str(value)
+
+    def _bin_span(self, where: str) -> tuple[int, int]:
+        start = self.unpacker.tell()
+        marker = self.data[start] if start < len(self.data) else None
+        header_length = _BIN_HEADER_LENGTH.get(marker) if marker is not None else None
+        self.unpacker.skip()
+        if header_length is None:
+            raise InvalidMPackError(where, "must be bytes (msgpack bin)")
+        return (start + header_length, self.unpacker.tell())
+
+    def _branch_heads(self) -> dict[str, str]:
+        heads: dict[str, str] = {}
+        limit = self.policy.max_id_length
+        for _ in range(self._map_header("must be a map", self.policy.max_entries)):
+            branch = self.unpacker.unpack()
+            commit_id = self.unpacker.unpack()
+            where = f"branch_heads[{branch!r:.80}]"
+            for value in (branch, commit_id):
+                if not isinstance(value, str) or not value or len(value) > limit:
+                    raise InvalidMPackError(
+                        where, f"branch and commit id must be strings of 1 to {limit} characters"
+                    )
+            heads[branch] = commit_id
+        return heads
+
+
+# ── encoding ────────────────────────────────────────────────────────────────
+
+
+def _sort_key(key: str | bytes) -> tuple[bool, str | bytes]:
+    return (isinstance(key, bytes), key)
+
+
+def canonical_value(value: Any) -> Any:
+    """``value`` with every map's keys in sorted order (str before bytes)."""
+    if isinstance(value, Mapping):
+        return {key: canonical_value(value[key]) for key in sorted(value, key=_sort_key)}
+    if isinstance(value, list | tuple):
+        return [canonical_value(item) for item in value]
+    return value
+
+
+def _bin_header(length: int) -> bytes:
+    if length < 1 << 8:
+        return struct.pack(">BB", 0xC4, length)
+    if length < 1 << 16:
+        return struct.pack(">BH", 0xC5, length)
+    return struct.pack(">BI", 0xC6, length)
+
+
+def _pack(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
+_BLOB_KEYS = _pack("content"), _pack("encoding"), _pack("object_id")
+
+
+@attrs.frozen
+class OutgoingBlob:
+    """A blob as it leaves in a fetch mpack: id as written, content, and its encoding."""
+
+    object_id: str
+    content: bytes | memoryview
+    encoding: str = "identity"
+
+
+def _blob_pieces(blob: OutgoingBlob) -> list[bytes | memoryview]:
+    content_key, encoding_key, id_key = _BLOB_KEYS
+    if blob.encoding == "identity":
+        head = [b"\x82", content_key, _bin_header(len(blob.content))]
+        return [*head, blob.content, id_key, _pack(blob.object_id)]
+    head = [b"\x83", content_key, _bin_header(len(blob.content))]
+    return [*head, blob.content, encoding_key, _pack(blob.encoding), id_key, _pack(blob.object_id)]
+
+
+def encode_fetch(
+    commits: Sequence[Commit],
+    snapshots: Iterable[Snapshot],
+    blobs: Iterable[OutgoingBlob],
+    branch_heads: Mapping[str, str],
+) -> bytes:
+    """Encode a fetch mpack canonically.
+
+    Args:
+        commits: in the order they are sent (parents first).
+        snapshots: any order; written in snapshot-id order.
+        blobs: any order; written in order of their canonical id. Identity blobs
+            carry no ``encoding`` key.
+        branch_heads: the repository's branch heads.
+
+    Returns:
+        The document's bytes; blob contents are copied once, into the result.
+    """
+    ordered_snapshots = sorted(snapshots, key=lambda s: s.snapshot_id)
+    ordered_blobs = sorted(blobs, key=lambda b: ids.canonical(b.object_id))
+    pieces: list[bytes | memoryview] = [
+        b"\x84",
+        _pack("commits"),
+        _pack([canonical_value(c.to_wire()) for c in commits]),
+        _pack("snapshots"),
+        _pack([canonical_value(s.to_wire()) for s in ordered_snapshots]),
+        _pack("blobs"),
+        _array_header(len(ordered_blobs)),
+    ]
+    for blob in ordered_blobs:
+        pieces.extend(_blob_pieces(blob))
+    pieces += [_pack("branch_heads"), _pack(canonical_value(dict(branch_heads)))]
+    return b"".join(pieces)
+
+
+def _array_header(length: int) -> bytes:
+    if length < 16:
+        return bytes([0x90 | length])
+    if length < 1 << 16:
+        return struct.pack(">BH", 0xDC, length)
+    return struct.pack(">BI", 0xDD, length)
+
+
+def encode_push(
+    commits: Iterable[Mapping[str, Any]] = (),
+    snapshots: Iterable[Mapping[str, Any]] = (),
+    blobs: Iterable[Mapping[str, Any]] = (),
+    branch_heads: Mapping[str, str] | None = None,
+) -> bytes:
+    """Encode a push mpack from wire dicts, as a client would (for tests and tools)."""
+    return _pack(
+        {
+            "commits": list(commits),
+            "snapshots": list(snapshots),
+            "blobs": list(blobs),
+            "branch_heads": dict(branch_heads or {}),
+        }
+    )
+
+
+def decode_fetch(data: bytes) -> dict[str, Any]:
+    """Decode a fetch mpack into plain values (for clients, tests and tools)."""
+    decoded: dict[str, Any] = msgpack.unpackb(data, raw=False)
+    return decoded

@@ -1,0 +1,48 @@
+"""Fixtures that hand every suite its adapters, from the tables in tests/backends.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from adapters.recording import RecordingObjectStore
+from fetchcore.ports import IndexRepo, ObjectStore
+from tests.backends import INDEXES, STACKS, STORES
+
+
+@pytest.fixture(params=sorted(STORES))
+async def object_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ObjectStore]:
+    """Each object store backend in turn."""
+    async with STORES[request.param](request, tmp_path) as store:
+        yield store
+
+
+@pytest.fixture(params=sorted(INDEXES))
+async def index_repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IndexRepo]:
+    """Each index backend in turn."""
+    async with INDEXES[request.param](request, tmp_path) as index:
+        yield index
+
+
+@attrs.frozen
+class Stack:
+    """An index and a store that a scenario runs on; the store records every call."""
+
+    index: IndexRepo
+    store: RecordingObjectStore
+
+
+@pytest.fixture(params=STACKS, ids=[f"{index}+{store}" for index, store in STACKS])
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Each (index, store) pair of the end-to-end scenarios in turn."""
+    index_name, store_name = request.param
+    async with (
+        INDEXES[index_name](request, tmp_path / "index") as index,
+        STORES[store_name](request, tmp_path / "store") as store,
+    ):
+        yield Stack(index, RecordingObjectStore(store))
