@@ -8,6 +8,7 @@ whole, which ranges, which legacy keys, and in what order.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -20,7 +21,7 @@ class Call:
     """One call: the method's name and its arguments (bulk data left out)."""
 
     method: str
-    args: tuple[object, ...] = ()
+    args: tuple[Any, ...] = ()
 
 
 @attrs.define
@@ -30,7 +31,7 @@ class RecordingObjectStore:
     inner: ObjectStore
     calls: list[Call] = attrs.field(factory=list)
 
-    def args_of(self, method: str) -> list[tuple[object, ...]]:
+    def args_of(self, method: str) -> list[tuple[Any, ...]]:
         """The arguments of every call to ``method``, in order."""
         return [call.args for call in self.calls if call.method == method]
 

@@ -135,7 +135,7 @@ def _blobs_by_range(
     groups: list[list[Assignment]] = [[] for _ in ranges]
     for object_id, location in blobs:
         span = location.span
-        if span is not None:
+        if span is not None and span[0] < span[1]:
             groups[bisect.bisect_right(starts, span[0]) - 1].append((object_id, location))
     return list(zip(ranges, groups, strict=True))
 
@@ -182,19 +182,30 @@ class _Gather:
     async def _read(self, read: MPackRead) -> list[str]:
         """Serve the blobs of one mpack read; return the ids that failed."""
         if read.ranges is None:
-            data = await self._request("mpack_gets", lambda: self.store.get_mpack(read.mpack_id))
-            if data is None:
-                self.tally.failed_sources += 1
-                return [object_id for object_id, _ in read.blobs]
-            extracted = await asyncio.to_thread(
-                _extract_whole, data, read.blobs, self.want, self.policy
-            )
-            return self._keep(extracted)
-        groups = _blobs_by_range(read.blobs, read.ranges)
-        parts = await asyncio.gather(
-            *(self._read_range(read.mpack_id, span, blobs) for span, blobs in groups)
+            return await self._read_whole(read)
+        return await self._read_ranges(read, read.ranges)
+
+    async def _read_whole(self, read: MPackRead) -> list[str]:
+        data = await self._request("mpack_gets", lambda: self.store.get_mpack(read.mpack_id))
+        if data is None:
+            self.tally.failed_sources += 1
+            return [object_id for object_id, _ in read.blobs]
+        extracted = await asyncio.to_thread(
+            _extract_whole, data, read.blobs, self.want, self.policy
         )
-        return [object_id for failed in parts for object_id in failed]
+        return self._keep(extracted)
+
+    async def _read_ranges(self, read: MPackRead, ranges: Sequence[tuple[int, int]]) -> list[str]:
+        # An empty blob needs no bytes: it is checked against its id without a request.
+        empty = [(o, attrs.evolve(loc, offset=0)) for o, loc in read.blobs if loc.length == 0]
+        failed = self._keep(_extract(b"", 0, empty, self.want, self.policy))
+        parts = await asyncio.gather(
+            *(
+                self._read_range(read.mpack_id, span, blobs)
+                for span, blobs in _blobs_by_range(read.blobs, ranges)
+            )
+        )
+        return failed + [object_id for part in parts for object_id in part]
 
     async def _read_range(
         self, mpack_id: str, span: tuple[int, int], blobs: list[Assignment]

@@ -201,7 +201,9 @@ def _read_for(mpack_id: str, blobs: list[Assignment], policy: Policy) -> MPackRe
     known = [span for span in spans if span is not None]
     if len(known) < len(spans):
         return MPackRead(mpack_id, tuple(blobs), None, "whole: some offsets are unknown")
-    clusters = _clusters(known)
+    clusters = _clusters([(start, end) for start, end in known if start < end])
+    if not clusters:
+        return MPackRead(mpack_id, tuple(blobs), (), "nothing to read: every blob is empty")
     needed = sum(end - start for start, end in clusters)
     ranges = _coalesce(clusters, needed, policy)
     size = mpack_size(location for _, location in blobs)

@@ -83,8 +83,9 @@ def parse_push(data: bytes, policy: Policy = Policy()) -> PushDocument:
         raise InvalidMPackError(parser.where, "truncated document") from None
     except (ValueError, TypeError, OverflowError, MemoryError, RecursionError) as error:
         # msgpack's own errors (ExtraData, FormatError, StackError, BufferFull) are
-        # ValueErrors; so is invalid UTF-8.
-        raise InvalidMPackError(parser.where, f"not valid msgpack ({error})") from None
+        # ValueErrors; so is invalid UTF-8. Its length limits say "exceeds max_...".
+        problem = "over the limit" if "exceeds max_" in str(error) else "not valid msgpack"
+        raise InvalidMPackError(parser.where, f"{problem} ({error})") from None
 
 
 class _PushParser:

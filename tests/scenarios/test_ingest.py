@@ -1,0 +1,246 @@
+"""SPEC §5, rule by rule, end to end on every stack."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Mapping, Sequence
+
+import attrs
+import msgpack
+import pytest
+
+from fetchcore import (
+    Commit,
+    IndexBatch,
+    IndexRepo,
+    IndexRepoError,
+    InvalidMPackError,
+    Location,
+    Policy,
+    Snapshot,
+    UnknownCommitError,
+    ingest_push,
+    serve_fetch,
+)
+from fetchcore.ids import content_id
+from fetchcore.testing import blob_entry, blob_id, commit_entry, fake_id, snapshot_entry
+from fetchcore.wire import encode_push
+from tests.conftest import Stack
+from tests.scenarios.seeding import push_of
+
+REPO = "alice/songs"
+OTHER = "mallory/other"
+
+
+def content(label: str, size: int = 200) -> bytes:
+    return label.encode() + random.Random(label).randbytes(size)
+
+
+async def assert_nothing_written(stack: Stack, data: bytes, commit_id: str) -> None:
+    assert not await stack.store.inner.has_mpack(content_id(data))
+    with pytest.raises(UnknownCommitError):
+        await stack.index.resolve_commits(REPO, [commit_id], [])
+    assert dict(await stack.index.branch_heads(REPO)) == {}
+
+
+class TestParsingAndVerification:
+    async def test_a_malformed_push_names_the_entry_and_writes_nothing(self, stack: Stack) -> None:
+        good = content("good")
+        data = encode_push(
+            commits=[commit_entry("c", "s")],
+            snapshots=[snapshot_entry("s", {"f": blob_id(good)})],
+            blobs=[blob_entry(good), {"object_id": blob_id(b"x"), "content": "text, not bytes"}],
+        )
+        with pytest.raises(InvalidMPackError) as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.entry == "blobs[1].content"
+        await assert_nothing_written(stack, data, "c")
+
+    async def test_one_blob_that_does_not_verify_rejects_the_whole_push(self, stack: Stack) -> None:
+        good, bad = content("good"), content("bad")
+        data = encode_push(
+            commits=[commit_entry("c", "s")],
+            snapshots=[snapshot_entry("s", {"f": blob_id(good), "g": blob_id(bad)})],
+            blobs=[blob_entry(good), {"object_id": blob_id(bad), "content": bad + b"!"}],
+        )
+        with pytest.raises(InvalidMPackError, match="does not match") as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.entry == "blobs[1]"
+        await assert_nothing_written(stack, data, "c")
+
+    async def test_a_zstd_blob_over_the_size_limit_is_refused(self, stack: Stack) -> None:
+        big = bytes(100_000)
+        data = encode_push(blobs=[blob_entry(big, encoding="zstd")])
+        with pytest.raises(InvalidMPackError, match="declares"):
+            await ingest_push(
+                stack.index,
+                stack.store,
+                repo_id=REPO,
+                mpack=data,
+                policy=Policy(max_blob_bytes=1000),
+            )
+
+
+class TestConnectivity:
+    async def test_a_manifest_object_neither_pushed_nor_known_is_refused(
+        self, stack: Stack
+    ) -> None:
+        present, absent = content("present"), content("absent")
+        data, commit = push_of("c", {"a": present, "b": absent}, carried={"a": present})
+        with pytest.raises(InvalidMPackError) as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.missing_ids == (blob_id(absent),)
+        await assert_nothing_written(stack, data, commit)
+
+    async def test_an_object_of_another_repository_cannot_be_claimed_by_its_id(
+        self, stack: Stack
+    ) -> None:
+        secret = content("secret")
+        theirs, _ = push_of("theirs", {"secret": secret})
+        await ingest_push(stack.index, stack.store, repo_id=OTHER, mpack=theirs)
+        claim, commit = push_of("claim", {"stolen": secret}, carried={})
+        with pytest.raises(InvalidMPackError) as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=claim)
+        assert raised.value.missing_ids == (blob_id(secret),)
+        await assert_nothing_written(stack, claim, commit)
+
+    async def test_a_missing_parent_is_refused(self, stack: Stack) -> None:
+        ghost = fake_id("ghost parent")
+        data, commit = push_of("c", {"a": content("a")}, parents=[ghost])
+        with pytest.raises(InvalidMPackError) as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.missing_ids == (ghost,)
+        await assert_nothing_written(stack, data, commit)
+
+    async def test_a_parent_of_another_repository_is_refused(self, stack: Stack) -> None:
+        theirs, their_commit = push_of("theirs", {"a": content("a")})
+        await ingest_push(stack.index, stack.store, repo_id=OTHER, mpack=theirs)
+        data, _ = push_of("c", {"b": content("b")}, parents=[their_commit])
+        with pytest.raises(InvalidMPackError) as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.missing_ids == (their_commit,)
+
+    async def test_a_commit_whose_snapshot_is_nowhere_is_refused(self, stack: Stack) -> None:
+        data = encode_push(commits=[commit_entry("c", "no such snapshot")])
+        with pytest.raises(InvalidMPackError) as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.missing_ids == ("no such snapshot",)
+
+    async def test_a_branch_head_at_an_unknown_commit_is_refused(self, stack: Stack) -> None:
+        data = encode_push(branch_heads={"main": "nowhere"})
+        with pytest.raises(InvalidMPackError) as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.missing_ids == ("nowhere",)
+
+    async def test_a_push_may_rely_on_what_the_repository_already_has(self, stack: Stack) -> None:
+        a, b = content("a"), content("b")
+        first, c0 = push_of("c0", {"a": a})
+        await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=first)
+        second, c1 = push_of("c1", {"a": a, "b": b}, parents=[c0], carried={"b": b})
+        result = await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=second)
+        assert (result.commit_count, result.blob_count) == (1, 1)
+        fetch = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[c1])
+        assert fetch.blob_count == 2
+
+    async def test_manifest_paths_are_just_data(self, stack: Stack) -> None:
+        data, commit = push_of("c", {"../../etc/passwd": content("p"), "/abs": content("q")})
+        await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        (snapshot,) = await stack.index.load_snapshots(REPO, [fake_id("snap-c")])
+        assert set(snapshot.manifest) == {"../../etc/passwd", "/abs"}
+        assert (
+            await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commit])
+        ).blob_count == 2
+
+
+@attrs.define
+class FailingRecord:
+    """An index whose ``record`` fails (as a database that went away would)."""
+
+    inner: IndexRepo
+
+    async def record(self, repo_id: str, batch: IndexBatch) -> None:
+        raise IndexRepoError("the database went away")
+
+    async def resolve_commits(
+        self, repo_id: str, want: Collection[str], have: Collection[str]
+    ) -> Sequence[Commit]:
+        return await self.inner.resolve_commits(repo_id, want, have)
+
+    async def load_commits(self, repo_id: str, commit_ids: Collection[str]) -> Sequence[Commit]:
+        return await self.inner.load_commits(repo_id, commit_ids)
+
+    async def load_snapshots(
+        self, repo_id: str, snapshot_ids: Collection[str]
+    ) -> Sequence[Snapshot]:
+        return await self.inner.load_snapshots(repo_id, snapshot_ids)
+
+    async def known_objects(self, repo_id: str, object_ids: Collection[str]) -> Collection[str]:
+        return await self.inner.known_objects(repo_id, object_ids)
+
+    async def find_cached(self, object_ids: Collection[str]) -> Mapping[str, bytes]:
+        return await self.inner.find_cached(object_ids)
+
+    async def find_locations(self, object_ids: Collection[str]) -> Mapping[str, Sequence[Location]]:
+        return await self.inner.find_locations(object_ids)
+
+    async def branch_heads(self, repo_id: str) -> Mapping[str, str]:
+        return await self.inner.branch_heads(repo_id)
+
+
+class TestWriteOrder:
+    async def test_the_mpack_is_stored_before_the_index_is_written(self, stack: Stack) -> None:
+        data, commit = push_of("c", {"a": content("a")})
+        with pytest.raises(IndexRepoError):
+            await ingest_push(FailingRecord(stack.index), stack.store, repo_id=REPO, mpack=data)
+        assert await stack.store.inner.has_mpack(content_id(data)), "an unreferenced mpack"
+        with pytest.raises(UnknownCommitError):
+            await stack.index.resolve_commits(REPO, [commit], [])
+        assert dict(await stack.index.find_locations([blob_id(content("a"))])) == {}
+
+        retried = await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert retried.uploaded is False
+        assert (
+            await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commit])
+        ).blob_count == 1
+
+    async def test_ingesting_the_same_mpack_twice_is_a_no_op(self, stack: Stack) -> None:
+        data, commit = push_of("c", {"a": content("a"), "b": content("b")})
+        first = await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        second = await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert attrs.evolve(second, uploaded=True) == first
+        assert stack.store.ids_of("put_mpack") == [first.mpack_id]
+        locations = await stack.index.find_locations([blob_id(content("a"))])
+        assert len(locations[blob_id(content("a"))]) == 1
+        assert len(await stack.index.resolve_commits(REPO, [commit], [])) == 1
+
+
+class TestLocationsAndCache:
+    async def test_every_blob_is_located_by_byte_span(self, stack: Stack) -> None:
+        files = {f"f{i}": content(f"blob-{i}") for i in range(5)}
+        data, _ = push_of("c", files)
+        await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        raw = msgpack.unpackb(data)
+        found = await stack.index.find_locations([blob_id(c) for c in files.values()])
+        for blob in raw["blobs"]:
+            (location,) = found[blob["object_id"]]
+            assert location.span is not None
+            assert data[location.span[0] : location.span[1]] == blob["content"]
+            assert (location.mpack_id, location.mpack_size) == (content_id(data), len(data))
+            assert location.encoding == "zstd"
+
+    async def test_nothing_is_cached_by_default(self, stack: Stack) -> None:
+        data, _ = push_of("c", {"tiny": b"x"})
+        await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert dict(await stack.index.find_cached([blob_id(b"x")])) == {}
+
+    async def test_small_blobs_are_cached_when_the_hub_opts_in(self, stack: Stack) -> None:
+        small, large = b"small", content("large", 1_000)
+        data, commit = push_of("c", {"s": small, "l": large})
+        policy = Policy(cache_max_bytes=100)
+        await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data, policy=policy)
+        assert dict(await stack.index.find_cached([blob_id(small), blob_id(large)])) == {
+            blob_id(small): small
+        }
+        result = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commit])
+        assert result.stats.cache_hits == 1
+        assert result.blob_count == 2

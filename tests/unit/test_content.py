@@ -1,0 +1,75 @@
+"""Blob decoding: verified, bounded, and never anything but ContentError on failure."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import pytest
+import zstandard
+
+from fetchcore.content import ContentError, decode, decode_verified
+from fetchcore.testing import blob_id
+
+MiB = 1 << 20
+
+
+class TestIdentity:
+    def test_content_that_matches_its_id_is_returned(self) -> None:
+        assert decode_verified(blob_id(b"abc"), b"abc", "identity", 10) == b"abc"
+
+    def test_content_that_does_not_match_is_refused(self) -> None:
+        with pytest.raises(ContentError, match="does not match"):
+            decode_verified(blob_id(b"abc"), b"abd", "identity", 10)
+
+    def test_content_over_the_limit_is_refused(self) -> None:
+        with pytest.raises(ContentError, match="over the limit"):
+            decode(b"abcd", "identity", 3)
+
+    def test_an_unknown_encoding_is_refused(self) -> None:
+        with pytest.raises(ContentError, match="unknown encoding"):
+            decode(b"abc", "gzip", 10)
+
+
+class TestZstd:
+    def test_a_sized_frame_decodes(self) -> None:
+        frame = zstandard.ZstdCompressor().compress(b"hello" * 100)
+        assert decode_verified(blob_id(b"hello" * 100), frame, "zstd", 1000) == b"hello" * 100
+
+    def test_an_unsized_frame_decodes(self) -> None:
+        frame = zstandard.ZstdCompressor(write_content_size=False).compress(b"hello" * 100)
+        assert decode(frame, "zstd", 1000) == b"hello" * 100
+
+    def test_a_frame_declaring_too_much_is_refused_before_allocating(self) -> None:
+        frame = zstandard.ZstdCompressor().compress(bytes(64 * MiB))
+        tracemalloc.start()
+        try:
+            with pytest.raises(ContentError, match="declares"):
+                decode(frame, "zstd", MiB)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < MiB
+
+    def test_an_unsized_frame_producing_too_much_is_cut_off(self) -> None:
+        frame = zstandard.ZstdCompressor(write_content_size=False).compress(bytes(64 * MiB))
+        tracemalloc.start()
+        try:
+            with pytest.raises(ContentError, match="produces more"):
+                decode(frame, "zstd", 2 * MiB)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * MiB
+
+    @pytest.mark.parametrize(
+        "garbage", [b"", b"\x00" * 10, b"not zstd at all", b"\x28\xb5\x2f\xfd"]
+    )
+    def test_garbage_is_refused(self, garbage: bytes) -> None:
+        with pytest.raises(ContentError):
+            decode(garbage, "zstd", MiB)
+
+    def test_a_damaged_frame_is_refused(self) -> None:
+        frame = bytearray(zstandard.ZstdCompressor().compress(b"hello world " * 50))
+        frame[len(frame) // 2] ^= 0xFF
+        with pytest.raises(ContentError):
+            decode_verified(blob_id(b"hello world " * 50), bytes(frame), "zstd", MiB)

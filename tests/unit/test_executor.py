@@ -1,0 +1,232 @@
+"""The executor on in-memory adapters: sources, failures, retries, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import attrs
+import pytest
+
+from adapters.faults import Faults, FaultyObjectStore
+from adapters.memory import MemoryObjectStore
+from adapters.recording import RecordingObjectStore
+from fetchcore import (
+    FetchDeadlineError,
+    FetchNotIndexedError,
+    Location,
+    ObjectStore,
+    ObjectUnavailableError,
+    Policy,
+)
+from fetchcore.executor import Want, gather_blobs
+from fetchcore.ids import content_id
+from fetchcore.testing import blob_entry, blob_id
+from fetchcore.wire import OutgoingBlob, encode_push, parse_push
+
+FAST = Policy(retry_backoff_s=0.0, request_timeout_s=1.0)
+
+
+@attrs.frozen
+class Pack:
+    """An mpack in a store, and where each of its blobs sits."""
+
+    mpack_id: str
+    data: bytes
+    locations: dict[str, Location]
+
+
+def pack(contents: Sequence[bytes], *, encoding: str = "identity") -> Pack:
+    data = encode_push(blobs=[blob_entry(c, encoding=encoding) for c in contents])
+    mpack_id = content_id(data)
+    locations = {
+        entry.object_id: Location(mpack_id, entry.offset, entry.length, entry.encoding, len(data))
+        for entry in parse_push(data).blobs
+    }
+    return Pack(mpack_id, data, locations)
+
+
+def merged(*packs: Pack) -> dict[str, list[Location]]:
+    found: dict[str, list[Location]] = {}
+    for p in packs:
+        for object_id, location in p.locations.items():
+            found.setdefault(object_id, []).append(location)
+    return found
+
+
+async def stored(*packs: Pack) -> MemoryObjectStore:
+    store = MemoryObjectStore()
+    for p in packs:
+        await store.put_mpack(p.mpack_id, p.data)
+    return store
+
+
+async def gather(
+    store: ObjectStore,
+    contents: Sequence[bytes],
+    locations: Mapping[str, Sequence[Location]],
+    *,
+    cache: Mapping[str, bytes] | None = None,
+    policy: Policy = FAST,
+) -> dict[str, OutgoingBlob]:
+    want = Want({blob_id(c): blob_id(c) for c in contents})
+    served, _ = await gather_blobs(
+        store, want, cache=cache or {}, locations=locations, policy=policy
+    )
+    return served
+
+
+def contents_of(served: Mapping[str, OutgoingBlob]) -> set[bytes]:
+    return {bytes(blob.content) for blob in served.values()}
+
+
+CONTENTS = [f"blob number {i}".encode() * 20 for i in range(30)]
+
+
+class TestSources:
+    async def test_a_whole_read_serves_every_blob_verified(self) -> None:
+        p = pack(CONTENTS, encoding="zstd")
+        served = await gather(await stored(p), CONTENTS, merged(p))
+        assert contents_of(served) == set(CONTENTS)
+
+    async def test_a_corrupt_cache_entry_is_replaced_by_the_mpack(self) -> None:
+        p = pack(CONTENTS[:1])
+        store = RecordingObjectStore(await stored(p))
+        cache = {blob_id(CONTENTS[0]): b"rotten"}
+        served = await gather(store, CONTENTS[:1], merged(p), cache=cache)
+        assert contents_of(served) == {CONTENTS[0]}
+        assert store.ids_of("get_mpack") == [p.mpack_id]
+
+    async def test_a_corrupt_cache_entry_without_location_goes_to_the_legacy_key(self) -> None:
+        store = RecordingObjectStore(MemoryObjectStore())
+        await store.put_object(blob_id(CONTENTS[0]), CONTENTS[0])
+        served = await gather(store, CONTENTS[:1], {}, cache={blob_id(CONTENTS[0]): b"rotten"})
+        assert contents_of(served) == {CONTENTS[0]}
+
+    async def test_unindexed_blobs_fail_before_any_read(self) -> None:
+        p = pack(CONTENTS[:2])
+        store = RecordingObjectStore(await stored(p))
+        locations = merged(p)
+        del locations[blob_id(CONTENTS[1])]
+        with pytest.raises(FetchNotIndexedError) as raised:
+            await gather(store, CONTENTS[:2], locations)
+        assert raised.value.object_ids == (blob_id(CONTENTS[1]),)
+        assert store.calls == []
+
+
+class TestFailedSources:
+    async def test_a_missing_mpack_sends_its_blobs_to_another_home(self) -> None:
+        lost, kept = pack(CONTENTS), pack([*CONTENTS[::-1], b"extra"])
+        store = RecordingObjectStore(await stored(kept))
+        served = await gather(store, CONTENTS, merged(lost, kept))
+        assert contents_of(served) == set(CONTENTS)
+        reads = [call.args[0] for call in store.reads]
+        assert len(reads) == len(set(reads)), "each mpack is read at most once"
+
+    async def test_a_corrupt_range_fails_only_its_blobs(self) -> None:
+        big = [bytes([i]) * 50_000 for i in range(8)]
+        p = pack(big)
+        needed = big[::4]  # two blobs far apart: two ranges
+        victim = p.locations[blob_id(big[0])]
+        assert victim.span is not None
+        faulty = FaultyObjectStore(await stored(p), faults={"get_mpack_range": Faults(corrupt=1.0)})
+        legacy = RecordingObjectStore(faulty)
+        await legacy.put_object(blob_id(big[0]), big[0])
+        await legacy.put_object(blob_id(big[4]), big[4])
+        policy = attrs.evolve(FAST, request_cost_bytes=0, coalesce_gap_bytes=0)
+        served = await gather(legacy, needed, merged(p), policy=policy)
+        assert contents_of(served) == set(needed)
+        assert len(legacy.args_of("get_mpack_range")) == 2
+        assert sorted(legacy.ids_of("get_object")) == sorted(blob_id(c) for c in needed)
+
+    async def test_each_mpack_is_read_once_even_when_it_fails(self) -> None:
+        a, b = pack(CONTENTS), pack(CONTENTS[::-1])
+        faulty = FaultyObjectStore(await stored(a, b), faults={"get_mpack": Faults(lose=1.0)})
+        store = RecordingObjectStore(faulty)
+        with pytest.raises(ObjectUnavailableError) as raised:
+            await gather(store, CONTENTS, merged(a, b))
+        assert raised.value.object_ids == tuple(sorted(blob_id(c) for c in CONTENTS))
+        assert sorted(store.ids_of("get_mpack")) == sorted([a.mpack_id, b.mpack_id])
+        assert len(store.ids_of("get_object")) == len(CONTENTS)
+
+    async def test_a_wrong_legacy_object_is_not_served(self) -> None:
+        store = MemoryObjectStore()
+        store.objects[blob_id(CONTENTS[0])] = b"impostor"
+        locations = {blob_id(CONTENTS[0]): [Location(content_id(b"gone"))]}
+        with pytest.raises(ObjectUnavailableError):
+            await gather(store, CONTENTS[:1], locations)
+
+
+class TestResilience:
+    async def test_a_transient_error_is_retried(self) -> None:
+        p = pack(CONTENTS)
+        faulty = FaultyObjectStore(await stored(p), faults={"get_mpack": Faults(error=0.5)}, seed=3)
+        want = Want({blob_id(c): blob_id(c) for c in CONTENTS})
+        policy = attrs.evolve(FAST, read_attempts=20)
+        served, stats = await gather_blobs(
+            faulty, want, cache={}, locations=merged(p), policy=policy
+        )
+        assert contents_of(served) == set(CONTENTS)
+        assert stats.retries == faulty.injected[("get_mpack", "error")] > 0
+        assert stats.mpack_gets == stats.retries + 1
+
+    async def test_a_stalled_request_times_out_and_is_retried(self) -> None:
+        p = pack(CONTENTS)
+        faulty = FaultyObjectStore(await stored(p), faults={"get_mpack": Faults(stall=0.5)}, seed=1)
+        policy = attrs.evolve(FAST, request_timeout_s=0.05, read_attempts=30)
+        served = await gather(faulty, CONTENTS, merged(p), policy=policy)
+        assert contents_of(served) == set(CONTENTS)
+        assert faulty.injected[("get_mpack", "stall")] > 0
+
+    async def test_the_deadline_bounds_the_whole_fetch(self) -> None:
+        p = pack(CONTENTS)
+        faulty = FaultyObjectStore(await stored(p), faults={"*": Faults(stall=1.0)})
+        policy = attrs.evolve(FAST, request_timeout_s=30.0, deadline_s=0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(FetchDeadlineError):
+            await gather(faulty, CONTENTS, merged(p), policy=policy)
+        assert loop.time() - started < 5.0
+
+    async def test_requests_in_flight_never_exceed_the_cap(self) -> None:
+        packs = [pack([c]) for c in CONTENTS]
+        counting = InFlightCounter(await stored(*packs))
+        await gather(counting, CONTENTS, merged(*packs), policy=attrs.evolve(FAST, max_in_flight=4))
+        assert counting.peak == 4
+
+
+@attrs.define
+class InFlightCounter:
+    """A store that holds each read a moment and remembers the most reads at once."""
+
+    inner: MemoryObjectStore
+    current: int = 0
+    peak: int = 0
+
+    async def _held(self, data: bytes | None) -> bytes | None:
+        self.current += 1
+        self.peak = max(self.peak, self.current)
+        await asyncio.sleep(0.01)
+        self.current -= 1
+        return data
+
+    async def get_object(self, object_id: str) -> bytes | None:
+        return await self._held(await self.inner.get_object(object_id))
+
+    async def put_object(self, object_id: str, data: bytes) -> None:
+        await self.inner.put_object(object_id, data)
+
+    async def get_mpack(self, mpack_id: str) -> bytes | None:
+        return await self._held(await self.inner.get_mpack(mpack_id))
+
+    async def get_mpack_range(self, mpack_id: str, start: int, end: int) -> bytes | None:
+        return await self._held(await self.inner.get_mpack_range(mpack_id, start, end))
+
+    async def put_mpack(self, mpack_id: str, data: bytes) -> None:
+        await self.inner.put_mpack(mpack_id, data)
+
+    async def has_mpack(self, mpack_id: str) -> bool:
+        return await self.inner.has_mpack(mpack_id)
+
+    async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
+        return await self.inner.presign_mpack(mpack_id, ttl_s)

@@ -1,0 +1,310 @@
+"""The planner: decisions on small cases, and its invariants on random ones."""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fetchcore import FetchPlan, Location, Policy, plan_fetch
+from fetchcore.planner import MPackRead
+from fetchcore.testing import fake_id
+
+KiB = 1024
+MiB = 1024 * KiB
+M1, M2, M3 = fake_id("m1"), fake_id("m2"), fake_id("m3")
+
+
+def blob(n: int) -> str:
+    return fake_id(f"blob-{n}")
+
+
+def packed(mpack_id: str, count: int, *, size: int = 4 * KiB, gap: int = 64) -> dict[str, Location]:
+    """``count`` blobs laid out back to back in one mpack, ``gap`` header bytes apart."""
+    total = count * (size + gap) + gap
+    return {
+        blob(i): Location(mpack_id, gap + i * (size + gap), size, "zstd", total)
+        for i in range(count)
+    }
+
+
+def read_of(plan: FetchPlan, mpack_id: str) -> MPackRead:
+    (read,) = [r for r in plan.reads if r.mpack_id == mpack_id]
+    return read
+
+
+class TestSources:
+    def test_cache_comes_first_then_mpacks_then_unresolved(self) -> None:
+        locations = {blob(1): [Location(M1, 0, 10)], blob(2): [Location(M1, 10, 10)]}
+        plan = plan_fetch(
+            [blob(0), blob(1), blob(2), blob(3)], cached={blob(0), blob(2)}, locations=locations
+        )
+        assert plan.cached == tuple(sorted([blob(0), blob(2)]))
+        assert [o for r in plan.reads for o, _ in r.blobs] == [blob(1)]
+        assert plan.unresolved == (blob(3),)
+        assert plan.legacy == ()
+
+    def test_a_blob_whose_every_mpack_is_excluded_goes_to_its_legacy_key(self) -> None:
+        locations = {blob(1): [Location(M1, 0, 10), Location(M2, 0, 10)]}
+        plan = plan_fetch([blob(1)], locations=locations, excluded={M1, M2})
+        assert plan.legacy == (blob(1),)
+        assert plan.reads == ()
+
+    def test_an_excluded_mpack_is_replaced_by_another_home(self) -> None:
+        locations = {blob(1): [Location(M1, 0, 10), Location(M2, 0, 10)]}
+        plan = plan_fetch([blob(1)], locations=locations, excluded={M1})
+        assert [r.mpack_id for r in plan.reads] == [M2]
+
+
+class TestChoosingMpacks:
+    def test_the_only_home_of_a_blob_also_serves_blobs_found_elsewhere(self) -> None:
+        locations = {
+            blob(1): [Location(M2, 0, 10)],
+            blob(2): [Location(M1, 0, 10), Location(M2, 10, 10)],
+        }
+        plan = plan_fetch([blob(1), blob(2)], locations=locations)
+        assert [r.mpack_id for r in plan.reads] == [M2]
+
+    def test_greedy_cover_takes_the_mpack_holding_most(self) -> None:
+        locations = {
+            blob(1): [Location(M1, 0, 10), Location(M2, 0, 10)],
+            blob(2): [Location(M2, 10, 10), Location(M3, 0, 10)],
+            blob(3): [Location(M2, 20, 10), Location(M3, 10, 10)],
+        }
+        plan = plan_fetch([blob(1), blob(2), blob(3)], locations=locations)
+        assert [r.mpack_id for r in plan.reads] == [M2]
+
+    def test_ties_go_to_the_smallest_mpack_id(self) -> None:
+        first, second = sorted([M1, M2])
+        locations = {blob(1): [Location(second, 0, 10), Location(first, 0, 10)]}
+        assert [r.mpack_id for r in plan_fetch([blob(1)], locations=locations).reads] == [first]
+
+
+class TestWholeOrRanged:
+    def test_unknown_offsets_mean_a_whole_read(self) -> None:
+        plan = plan_fetch([blob(1)], locations={blob(1): [Location(M1)]})
+        assert read_of(plan, M1).whole
+        assert "offsets are unknown" in read_of(plan, M1).reason
+
+    def test_a_dense_fetch_reads_each_mpack_whole_once(self) -> None:
+        layout = packed(M1, 1_000)
+        plan = plan_fetch(layout, locations={o: [loc] for o, loc in layout.items()})
+        assert plan.request_count == 1
+        assert read_of(plan, M1).whole
+
+    def test_a_sparse_fetch_reads_ranges_within_the_amplification_budget(self) -> None:
+        layout = packed(M1, 16_384)  # a 64 MiB mpack of 4 KiB blobs
+        wanted = sorted(layout)[::100]  # 1%
+        plan = plan_fetch(wanted, locations={o: [layout[o]] for o in wanted})
+        read = read_of(plan, M1)
+        assert not read.whole
+        needed = read.bytes_needed
+        assert needed is not None
+        assert read.bytes_to_read is not None
+        assert read.bytes_to_read <= 2 * needed
+
+    def test_a_tiny_mpack_is_read_whole(self) -> None:
+        locations = {blob(1): [Location(M1, 10, 5, "identity", 100)]}
+        assert read_of(plan_fetch([blob(1)], locations=locations), M1).whole
+
+    def test_close_spans_are_coalesced_and_far_ones_are_not(self) -> None:
+        size = 100 * MiB
+        locations = {
+            blob(1): [Location(M1, 0, 1000, "identity", size)],
+            blob(2): [Location(M1, 1500, 1000, "identity", size)],
+            blob(3): [Location(M1, 50 * MiB, 1000, "identity", size)],
+        }
+        policy = Policy(coalesce_gap_bytes=1000, request_cost_bytes=0)
+        plan = plan_fetch(sorted(locations), locations=locations, policy=policy)
+        assert read_of(plan, M1).ranges == ((0, 2500), (50 * MiB, 50 * MiB + 1000))
+
+    def test_a_range_stops_at_the_range_limit(self) -> None:
+        layout = packed(M1, 100, size=1000, gap=0)
+        unsized = {o: [attrs.evolve(loc, mpack_size=None)] for o, loc in layout.items()}
+        policy = Policy(max_range_bytes=10_000, request_cost_bytes=0, max_read_amplification=1.0)
+        plan = plan_fetch(layout, locations=unsized, policy=policy)
+        ranges = read_of(plan, M1).ranges
+        assert ranges is not None
+        assert len(ranges) == 10
+        assert all(end - start == 10_000 for start, end in ranges)
+
+
+# ── invariants on random inputs ──────────────────────────────────────────────
+
+
+@attrs.frozen
+class Case:
+    needed: list[str]
+    cached: set[str]
+    locations: dict[str, list[Location]]
+    excluded: set[str]
+    policy: Policy
+
+    def plan(self) -> FetchPlan:
+        return plan_fetch(
+            self.needed,
+            cached=self.cached,
+            locations=self.locations,
+            excluded=self.excluded,
+            policy=self.policy,
+        )
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    mpacks = [fake_id(f"mpack-{i}") for i in range(draw(st.integers(0, 5)))]
+    cursor = {m: draw(st.integers(0, 200)) for m in mpacks}
+    offsets_known = {m: draw(st.booleans()) or draw(st.booleans()) for m in mpacks}
+    blobs = [blob(i) for i in range(draw(st.integers(0, 40)))]
+    placed: dict[str, list[tuple[str, int, int]]] = {}
+    for object_id in blobs:
+        homes = draw(st.lists(st.sampled_from(mpacks), max_size=3, unique=True)) if mpacks else []
+        for mpack_id in homes:
+            start = cursor[mpack_id] + draw(st.integers(0, 4_000))
+            length = draw(st.integers(0, 3_000))
+            cursor[mpack_id] = start + length
+            placed.setdefault(object_id, []).append((mpack_id, start, length))
+    sizes = {
+        m: cursor[m] + draw(st.integers(0, 500)) if draw(st.booleans()) else None for m in mpacks
+    }
+    locations = {
+        object_id: [
+            Location(m, s, n, "identity", sizes[m])
+            if offsets_known[m]
+            else Location(m, mpack_size=sizes[m])
+            for m, s, n in homes
+        ]
+        for object_id, homes in placed.items()
+    }
+    needed = draw(st.lists(st.sampled_from([*blobs, blob(999)]), unique=True)) if blobs else []
+    policy = Policy(
+        coalesce_gap_bytes=draw(st.integers(0, 3_000)),
+        max_range_bytes=draw(st.integers(1, 20_000)),
+        max_read_amplification=draw(st.floats(1.0, 4.0)),
+        request_cost_bytes=draw(st.integers(0, 10_000)),
+    )
+    return Case(
+        needed=needed,
+        cached=set(draw(st.lists(st.sampled_from(needed), unique=True))) if needed else set(),
+        locations=locations,
+        excluded=set(draw(st.lists(st.sampled_from(mpacks), unique=True))) if mpacks else set(),
+        policy=policy,
+    )
+
+
+def read_blobs(plan: FetchPlan) -> list[str]:
+    return [object_id for read in plan.reads for object_id, _ in read.blobs]
+
+
+def uncovered_gaps(read: MPackRead) -> list[int]:
+    """Lengths of the stretches inside the ranges that no assigned span covers."""
+    assert read.ranges is not None
+    spans = sorted(loc.span for _, loc in read.blobs if loc.span is not None)
+    gaps = []
+    for start, end in read.ranges:
+        cursor = start
+        for span_start, span_end in spans:
+            if span_end <= start or span_start >= end:
+                continue
+            if span_start > cursor:
+                gaps.append(span_start - cursor)
+            cursor = max(cursor, span_end)
+        if end > cursor:
+            gaps.append(end - cursor)
+    return gaps
+
+
+class TestInvariants:
+    @settings(max_examples=200)
+    @given(cases())
+    def test_every_needed_blob_gets_exactly_one_first_source(self, case: Case) -> None:
+        plan = case.plan()
+        sources = [*plan.cached, *read_blobs(plan), *plan.legacy, *plan.unresolved]
+        assert sorted(sources) == sorted(set(case.needed))
+
+    @settings(max_examples=200)
+    @given(cases())
+    def test_cached_blobs_never_cause_a_storage_request(self, case: Case) -> None:
+        plan = case.plan()
+        assert set(plan.cached) == case.cached & set(case.needed)
+        assert not case.cached & {*read_blobs(plan), *plan.legacy}
+
+    @settings(max_examples=200)
+    @given(cases())
+    def test_each_mpack_is_read_at_most_once(self, case: Case) -> None:
+        mpack_ids = [read.mpack_id for read in case.plan().reads]
+        assert len(mpack_ids) == len(set(mpack_ids))
+
+    @settings(max_examples=200)
+    @given(cases())
+    def test_ranges_are_sorted_disjoint_inside_and_cover_every_span(self, case: Case) -> None:
+        """(An empty blob needs no bytes: no range has to cover it.)"""
+        for read in case.plan().reads:
+            if read.ranges is None:
+                continue
+            assert all(start < end for start, end in read.ranges)
+            assert all(a[1] <= b[0] for a, b in zip(read.ranges, read.ranges[1:], strict=False))
+            size = read.blobs[0][1].mpack_size
+            assert size is None or read.ranges[-1][1] <= size
+            for _, location in read.blobs:
+                assert location.span is not None
+                start, end = location.span
+                assert start == end or any(
+                    r_start <= start and end <= r_end for r_start, r_end in read.ranges
+                )
+
+    @settings(max_examples=200)
+    @given(cases())
+    def test_gaps_wider_than_the_coalescing_limit_are_never_read(self, case: Case) -> None:
+        for read in case.plan().reads:
+            if read.ranges is not None:
+                assert all(gap <= case.policy.coalesce_gap_bytes for gap in uncovered_gaps(read))
+
+    @settings(max_examples=200)
+    @given(cases())
+    def test_a_ranged_read_stays_within_the_amplification_budget(self, case: Case) -> None:
+        for read in case.plan().reads:
+            if read.ranges is not None:
+                needed = read.bytes_needed
+                assert needed is not None
+                assert read.bytes_to_read is not None
+                assert read.bytes_to_read <= case.policy.max_read_amplification * needed + 1e-6
+
+    @settings(max_examples=200)
+    @given(cases())
+    def test_excluded_mpacks_are_never_used(self, case: Case) -> None:
+        plan = case.plan()
+        assert not {read.mpack_id for read in plan.reads} & case.excluded
+        for read in plan.reads:
+            assert all(location.mpack_id == read.mpack_id for _, location in read.blobs)
+
+    @settings(max_examples=200)
+    @given(cases())
+    def test_unresolved_is_needed_minus_cached_minus_located(self, case: Case) -> None:
+        located = {o for o, locations in case.locations.items() if locations}
+        expected = set(case.needed) - case.cached - located
+        assert set(case.plan().unresolved) == expected
+
+    @settings(max_examples=200)
+    @given(cases())
+    def test_legacy_is_exactly_the_blobs_whose_every_mpack_is_excluded(self, case: Case) -> None:
+        expected = {
+            o
+            for o in set(case.needed) - case.cached
+            if case.locations.get(o)
+            and all(loc.mpack_id in case.excluded for loc in case.locations[o])
+        }
+        assert set(case.plan().legacy) == expected
+
+    @settings(max_examples=200)
+    @given(cases(), st.randoms(use_true_random=False))
+    def test_the_plan_does_not_depend_on_input_order(self, case: Case, rng: random.Random) -> None:
+        needed = list(case.needed)
+        rng.shuffle(needed)
+        items = list(case.locations.items())
+        rng.shuffle(items)
+        locations = {o: rng.sample(locs, len(locs)) for o, locs in items}
+        shuffled = attrs.evolve(case, needed=needed, locations=locations)
+        assert shuffled.plan() == case.plan()
