@@ -34,7 +34,7 @@ from fetchcore.errors import (
     StorageError,
 )
 from fetchcore.model import Location
-from fetchcore.planner import Assignment, FetchPlan, MPackRead, plan_fetch
+from fetchcore.planner import FetchPlan, MPackRead, plan_fetch
 from fetchcore.policy import Policy
 from fetchcore.ports import ObjectStore
 from fetchcore.results import FetchStats
@@ -73,13 +73,14 @@ class _Extracted:
     failed: list[str] = attrs.field(factory=list)
 
 
-def _extract(
-    data: bytes, base: int, blobs: Sequence[Assignment], want: Want, policy: Policy
-) -> _Extracted:
+Blobs = Mapping[str, Location]
+
+
+def _extract(data: bytes, base: int, blobs: Blobs, want: Want, policy: Policy) -> _Extracted:
     """Cut, decode and verify the blobs whose stored spans lie in ``data`` (at ``base``)."""
     result = _Extracted()
     view = memoryview(data)
-    for object_id, location in blobs:
+    for object_id, location in blobs.items():
         span = location.span
         start, end = (span[0] - base, span[1] - base) if span else (-1, -1)
         if start < 0 or end > len(data):
@@ -106,38 +107,34 @@ def _verified(
     return OutgoingBlob(spelled, decoded)
 
 
-def _located_blobs(data: bytes, blobs: Sequence[Assignment], policy: Policy) -> list[Assignment]:
+def _located_blobs(data: bytes, blobs: Blobs, policy: Policy) -> Blobs:
     """Give every blob its span by parsing the whole mpack (for locations without offsets)."""
     try:
         document = wire.parse_push(data, policy)
     except InvalidMPackError:
-        return [(object_id, Location(location.mpack_id)) for object_id, location in blobs]
+        return {object_id: Location(location.mpack_id) for object_id, location in blobs.items()}
     spans: dict[str, Location] = {}
     for entry in document.blobs:
         found = Location("", entry.offset, entry.length, entry.encoding)
         spans.setdefault(ids.canonical(entry.object_id), found)
-    return [(object_id, spans.get(object_id, location)) for object_id, location in blobs]
+    return {object_id: spans.get(object_id, location) for object_id, location in blobs.items()}
 
 
-def _extract_whole(
-    data: bytes, blobs: Sequence[Assignment], want: Want, policy: Policy
-) -> _Extracted:
-    if any(location.span is None for _, location in blobs):
+def _extract_whole(data: bytes, blobs: Blobs, want: Want, policy: Policy) -> _Extracted:
+    if any(location.span is None for location in blobs.values()):
         blobs = _located_blobs(data, blobs, policy)
     return _extract(data, 0, blobs, want, policy)
 
 
-def _blobs_by_range(
-    blobs: Sequence[Assignment], ranges: Sequence[tuple[int, int]]
-) -> list[tuple[tuple[int, int], list[Assignment]]]:
-    """Each range with the blobs whose stored span starts inside it."""
+def _blobs_by_range(blobs: Blobs, ranges: Sequence[tuple[int, int]]) -> list[Blobs]:
+    """For each range, the blobs whose (non-empty) stored span starts inside it."""
     starts = [start for start, _ in ranges]
-    groups: list[list[Assignment]] = [[] for _ in ranges]
-    for object_id, location in blobs:
+    groups: list[dict[str, Location]] = [{} for _ in ranges]
+    for object_id, location in blobs.items():
         span = location.span
         if span is not None and span[0] < span[1]:
-            groups[bisect.bisect_right(starts, span[0]) - 1].append((object_id, location))
-    return list(zip(ranges, groups, strict=True))
+            groups[bisect.bisect_right(starts, span[0]) - 1][object_id] = location
+    return list(groups)
 
 
 @attrs.define
@@ -189,7 +186,7 @@ class _Gather:
         data = await self._request("mpack_gets", lambda: self.store.get_mpack(read.mpack_id))
         if data is None:
             self.tally.failed_sources += 1
-            return [object_id for object_id, _ in read.blobs]
+            return list(read.blobs)
         extracted = await asyncio.to_thread(
             _extract_whole, data, read.blobs, self.want, self.policy
         )
@@ -197,26 +194,24 @@ class _Gather:
 
     async def _read_ranges(self, read: MPackRead, ranges: Sequence[tuple[int, int]]) -> list[str]:
         # An empty blob needs no bytes: it is checked against its id without a request.
-        empty = [(o, attrs.evolve(loc, offset=0)) for o, loc in read.blobs if loc.length == 0]
+        empty = {o: attrs.evolve(loc, offset=0) for o, loc in read.blobs.items() if loc.length == 0}
         failed = self._keep(_extract(b"", 0, empty, self.want, self.policy))
         parts = await asyncio.gather(
             *(
                 self._read_range(read.mpack_id, span, blobs)
-                for span, blobs in _blobs_by_range(read.blobs, ranges)
+                for span, blobs in zip(ranges, _blobs_by_range(read.blobs, ranges), strict=True)
             )
         )
         return failed + [object_id for part in parts for object_id in part]
 
-    async def _read_range(
-        self, mpack_id: str, span: tuple[int, int], blobs: list[Assignment]
-    ) -> list[str]:
+    async def _read_range(self, mpack_id: str, span: tuple[int, int], blobs: Blobs) -> list[str]:
         start, end = span
         data = await self._request(
             "range_gets", lambda: self.store.get_mpack_range(mpack_id, start, end)
         )
         if data is None:
             self.tally.failed_sources += 1
-            return [object_id for object_id, _ in blobs]
+            return list(blobs)
         extracted = await asyncio.to_thread(_extract, data, start, blobs, self.want, self.policy)
         return self._keep(extracted)
 

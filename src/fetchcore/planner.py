@@ -16,7 +16,8 @@ Rules this module keeps:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence, Set
+from types import MappingProxyType
 
 import attrs
 
@@ -24,7 +25,12 @@ from fetchcore.model import Location
 from fetchcore.policy import Policy
 
 Span = tuple[int, int]
-Assignment = tuple[str, Location]
+Assigned = dict[str, Location]
+"""The blobs one mpack serves: canonical id -> its location in that mpack."""
+
+
+def _read_only(blobs: Mapping[str, Location]) -> Mapping[str, Location]:
+    return MappingProxyType(dict(blobs))
 
 
 @attrs.frozen
@@ -32,9 +38,9 @@ class MPackRead:
     """How one mpack is read: whole (``ranges is None``) or by byte ranges ``[start, end)``."""
 
     mpack_id: str
-    blobs: tuple[Assignment, ...]
-    ranges: tuple[Span, ...] | None
-    reason: str
+    blobs: Mapping[str, Location] = attrs.field(converter=_read_only, hash=False)
+    ranges: tuple[Span, ...] | None = None
+    reason: str = ""
 
     @property
     def whole(self) -> bool:
@@ -47,7 +53,7 @@ class MPackRead:
     @property
     def bytes_needed(self) -> int | None:
         """Bytes of stored content assigned to this read (None when spans are unknown)."""
-        spans = [location.span for _, location in self.blobs]
+        spans = [location.span for location in self.blobs.values()]
         if any(span is None for span in spans):
             return None
         return _union_length(s for s in spans if s is not None)
@@ -57,7 +63,7 @@ class MPackRead:
         """Bytes this read fetches (None for a whole read of an mpack of unknown size)."""
         if self.ranges is not None:
             return sum(end - start for start, end in self.ranges)
-        return mpack_size(location for _, location in self.blobs)
+        return mpack_size(self.blobs.values())
 
 
 @attrs.frozen
@@ -100,27 +106,42 @@ def plan_fetch(
     from_cache: list[str] = []
     legacy: list[str] = []
     unresolved: list[str] = []
-    sole_home: dict[str, list[Assignment]] = {}
+    sole_home: dict[str, Assigned] = {}
     many_homes: list[tuple[str, dict[str, Location]]] = []
-    for object_id in sorted(set(needed)):
+    # The hot loop of a large fetch: one pass, the common case (one location) inline.
+    # Order does not matter here; every list is sorted before it leaves.
+    unique = needed if isinstance(needed, Mapping | Set) else dict.fromkeys(needed)
+    for object_id in unique:
         if object_id in cached:
             from_cache.append(object_id)
             continue
-        homes = _homes(locations.get(object_id, ()), excluded)
-        if homes is None:
+        candidates = locations.get(object_id)
+        if not candidates:
             unresolved.append(object_id)
-        elif not homes:
-            legacy.append(object_id)
-        elif len(homes) == 1:
-            ((mpack_id, location),) = homes.items()
-            sole_home.setdefault(mpack_id, []).append((object_id, location))
+        elif len(candidates) == 1:
+            location = candidates[0]
+            if location.mpack_id in excluded:
+                legacy.append(object_id)
+            elif location.mpack_id in sole_home:
+                sole_home[location.mpack_id][object_id] = location
+            else:
+                sole_home[location.mpack_id] = {object_id: location}
         else:
-            many_homes.append((object_id, homes))
+            homes = _homes(candidates, excluded)
+            if not homes:
+                legacy.append(object_id)
+            elif len(homes) == 1:
+                ((mpack_id, location),) = homes.items()
+                sole_home.setdefault(mpack_id, {})[object_id] = location
+            else:
+                many_homes.append((object_id, homes))
     assigned = _assign_shared(sole_home, many_homes)
     reads = tuple(
         _read_for(mpack_id, blobs, policy) for mpack_id, blobs in sorted(assigned.items())
     )
-    return FetchPlan(tuple(from_cache), reads, tuple(legacy), tuple(unresolved))
+    return FetchPlan(
+        tuple(sorted(from_cache)), reads, tuple(sorted(legacy)), tuple(sorted(unresolved))
+    )
 
 
 def _preference(location: Location) -> tuple[bool, int, int, str]:
@@ -128,13 +149,8 @@ def _preference(location: Location) -> tuple[bool, int, int, str]:
     return (location.span is None, location.offset or 0, location.length or 0, location.encoding)
 
 
-def _homes(candidates: Sequence[Location], excluded: frozenset[str]) -> dict[str, Location] | None:
-    """The usable location per mpack ({} if all are excluded, None if there are none)."""
-    if not candidates:
-        return None
-    if len(candidates) == 1:
-        (only,) = candidates
-        return {} if only.mpack_id in excluded else {only.mpack_id: only}
+def _homes(candidates: Sequence[Location], excluded: frozenset[str]) -> dict[str, Location]:
+    """The preferred usable location in each mpack ({} if every mpack is excluded)."""
     homes: dict[str, Location] = {}
     for location in sorted(candidates, key=_preference):
         if location.mpack_id not in excluded:
@@ -143,9 +159,8 @@ def _homes(candidates: Sequence[Location], excluded: frozenset[str]) -> dict[str
 
 
 def _assign_shared(
-    sole_home: dict[str, list[Assignment]],
-    many_homes: list[tuple[str, dict[str, Location]]],
-) -> dict[str, list[Assignment]]:
+    sole_home: dict[str, Assigned], many_homes: list[tuple[str, dict[str, Location]]]
+) -> dict[str, Assigned]:
     """Give each blob with several homes to an mpack that is read anyway, else greedily."""
     assigned = sole_home
     uncovered: dict[str, dict[str, Location]] = {}
@@ -153,13 +168,11 @@ def _assign_shared(
         taken = [mpack_id for mpack_id in homes if mpack_id in assigned]
         if taken:
             chosen = min(taken)
-            assigned[chosen].append((object_id, homes[chosen]))
+            assigned[chosen][object_id] = homes[chosen]
         else:
             uncovered[object_id] = homes
     for mpack_id, object_ids in _greedy_cover(uncovered):
-        assigned[mpack_id] = [(o, uncovered[o][mpack_id]) for o in object_ids]
-    for blobs in assigned.values():
-        blobs.sort(key=lambda assignment: assignment[0])
+        assigned[mpack_id] = {o: uncovered[o][mpack_id] for o in object_ids}
     return assigned
 
 
@@ -192,35 +205,55 @@ def _greedy_cover(uncovered: Mapping[str, Mapping[str, Location]]) -> list[tuple
 
 def mpack_size(locations: Iterable[Location]) -> int | None:
     """The mpack's size, if any of its locations knows it."""
-    sizes = [location.mpack_size for location in locations if location.mpack_size is not None]
-    return max(sizes) if sizes else None
+    return max(
+        (location.mpack_size for location in locations if location.mpack_size is not None),
+        default=None,
+    )
 
 
-def _read_for(mpack_id: str, blobs: list[Assignment], policy: Policy) -> MPackRead:
-    spans = [location.span for _, location in blobs]
-    known = [span for span in spans if span is not None]
-    if len(known) < len(spans):
-        return MPackRead(mpack_id, tuple(blobs), None, "whole: some offsets are unknown")
-    clusters = _clusters([(start, end) for start, end in known if start < end])
+def _stored_layout(blobs: Assigned) -> tuple[int, int | None] | None:
+    """(total stored length, mpack size if known), or None if some offset is unknown."""
+    total = 0
+    size: int | None = None
+    for location in blobs.values():
+        if location.offset is None or location.length is None:
+            return None
+        total += location.length
+        if location.mpack_size is not None and (size is None or location.mpack_size > size):
+            size = location.mpack_size
+    return total, size
+
+
+def _read_for(mpack_id: str, blobs: Assigned, policy: Policy) -> MPackRead:
+    layout = _stored_layout(blobs)
+    if layout is None:
+        return MPackRead(mpack_id, blobs, None, "whole: some offsets are unknown")
+    stored, size = layout
+    if size is not None and (verdict := _dense_verdict(size, stored, policy)):
+        return MPackRead(mpack_id, blobs, None, verdict)
+    spans = [location.span for location in blobs.values()]
+    clusters = _clusters([span for span in spans if span is not None and span[0] < span[1]])
     if not clusters:
-        return MPackRead(mpack_id, tuple(blobs), (), "nothing to read: every blob is empty")
+        return MPackRead(mpack_id, blobs, (), "nothing to read: every blob is empty")
     needed = sum(end - start for start, end in clusters)
     ranges = _coalesce(clusters, needed, policy)
-    size = mpack_size(location for _, location in blobs)
-    if size is not None:
-        verdict = _whole_read_verdict(size, needed, ranges, policy)
-        if verdict:
-            return MPackRead(mpack_id, tuple(blobs), None, verdict)
+    if size is not None and (verdict := _cheaper_whole_verdict(size, ranges, policy)):
+        return MPackRead(mpack_id, blobs, None, verdict)
     reason = f"ranged: {len(ranges)} range(s), {_read_bytes(ranges)} bytes for {needed} needed"
-    return MPackRead(mpack_id, tuple(blobs), tuple(ranges), reason)
+    return MPackRead(mpack_id, blobs, tuple(ranges), reason)
 
 
-def _whole_read_verdict(size: int, needed: int, ranges: list[Span], policy: Policy) -> str | None:
-    """Why the whole mpack should be read instead of ``ranges``, or None if it should not."""
+def _dense_verdict(size: int, needed: int, policy: Policy) -> str | None:
+    """Why a whole read is right whatever the layout, or None."""
     if size <= policy.request_cost_bytes:
         return f"whole: {size} bytes is less than one request's worth"
     if size <= policy.max_read_amplification * needed:
         return f"whole: {needed} of {size} bytes are needed"
+    return None
+
+
+def _cheaper_whole_verdict(size: int, ranges: list[Span], policy: Policy) -> str | None:
+    """Why one whole GET beats these ranges, counting request_cost_bytes per request, or None."""
     ranged_cost = _read_bytes(ranges) + len(ranges) * policy.request_cost_bytes
     if size + policy.request_cost_bytes <= ranged_cost:
         return f"whole: cheaper than {len(ranges)} ranges"

@@ -42,7 +42,7 @@ class TestSources:
             [blob(0), blob(1), blob(2), blob(3)], cached={blob(0), blob(2)}, locations=locations
         )
         assert plan.cached == tuple(sorted([blob(0), blob(2)]))
-        assert [o for r in plan.reads for o, _ in r.blobs] == [blob(1)]
+        assert [o for r in plan.reads for o in r.blobs] == [blob(1)]
         assert plan.unresolved == (blob(3),)
         assert plan.legacy == ()
 
@@ -195,13 +195,13 @@ def cases(draw: st.DrawFn) -> Case:
 
 
 def read_blobs(plan: FetchPlan) -> list[str]:
-    return [object_id for read in plan.reads for object_id, _ in read.blobs]
+    return [object_id for read in plan.reads for object_id in read.blobs]
 
 
 def uncovered_gaps(read: MPackRead) -> list[int]:
     """Lengths of the stretches inside the ranges that no assigned span covers."""
     assert read.ranges is not None
-    spans = sorted(loc.span for _, loc in read.blobs if loc.span is not None)
+    spans = sorted(loc.span for loc in read.blobs.values() if loc.span is not None)
     gaps = []
     for start, end in read.ranges:
         cursor = start
@@ -246,9 +246,9 @@ class TestInvariants:
                 continue
             assert all(start < end for start, end in read.ranges)
             assert all(a[1] <= b[0] for a, b in zip(read.ranges, read.ranges[1:], strict=False))
-            size = read.blobs[0][1].mpack_size
+            size = next(iter(read.blobs.values())).mpack_size
             assert size is None or read.ranges[-1][1] <= size
-            for _, location in read.blobs:
+            for location in read.blobs.values():
                 assert location.span is not None
                 start, end = location.span
                 assert start == end or any(
@@ -278,7 +278,7 @@ class TestInvariants:
         plan = case.plan()
         assert not {read.mpack_id for read in plan.reads} & case.excluded
         for read in plan.reads:
-            assert all(location.mpack_id == read.mpack_id for _, location in read.blobs)
+            assert all(location.mpack_id == read.mpack_id for location in read.blobs.values())
 
     @settings(max_examples=200)
     @given(cases())
