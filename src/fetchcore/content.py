@@ -10,11 +10,23 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import threading
+
 import zstandard
 
 from fetchcore import ids
 
 _CHUNK = 1 << 20
+_local = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    """This thread's decompressor: making one costs more than decoding a small blob,
+    and one instance must not be used by two threads at once."""
+    decompressor: zstandard.ZstdDecompressor | None = getattr(_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+    return decompressor
 
 
 class ContentError(ValueError):
@@ -31,7 +43,7 @@ def _decode_zstd(frame: Buffer, max_bytes: int) -> bytes:
         raise ContentError(f"not a zstd frame ({error})") from None
     if declared > max_bytes:
         raise ContentError(f"zstd frame declares {declared} bytes, over the limit of {max_bytes}")
-    decompressor = zstandard.ZstdDecompressor()
+    decompressor = _decompressor()
     try:
         if declared >= 0:
             return decompressor.decompress(frame)

@@ -69,4 +69,6 @@ def content_id(data: bytes | bytearray | memoryview) -> str:
 
 def matches(object_id: str, content: bytes | bytearray | memoryview) -> bool:
     """Whether ``content`` hashes to the digest that ``object_id`` names."""
-    return digest_of(object_id) == hashlib.sha256(content).hexdigest()
+    # A hexdigest is always 64 lowercase hex digits, so equality alone proves the
+    # id well formed: no separate validation on this hot path.
+    return object_id.removeprefix(PREFIX) == hashlib.sha256(content).hexdigest()

@@ -252,10 +252,17 @@ def _sort_key(key: str | bytes) -> tuple[bool, str | bytes]:
     return (isinstance(key, bytes), key)
 
 
+def _sorted_keys(mapping: Mapping[Any, Any]) -> list[Any]:
+    try:
+        return sorted(mapping)  # the common case: keys of one type
+    except TypeError:
+        return sorted(mapping, key=_sort_key)
+
+
 def canonical_value(value: Any) -> Any:
     """``value`` with every map's keys in sorted order (str before bytes)."""
     if isinstance(value, Mapping):
-        return {key: canonical_value(value[key]) for key in sorted(value, key=_sort_key)}
+        return {key: canonical_value(value[key]) for key in _sorted_keys(value)}
     if isinstance(value, list | tuple):
         return [canonical_value(item) for item in value]
     return value
@@ -295,6 +302,10 @@ def _blob_pieces(blob: OutgoingBlob) -> list[bytes | memoryview]:
     return [*head, blob.content, encoding_key, _pack(blob.encoding), id_key, _pack(blob.object_id)]
 
 
+def _digest_order(blob: OutgoingBlob) -> str:
+    return blob.object_id.removeprefix(ids.PREFIX)
+
+
 def encode_fetch(
     commits: Sequence[Commit],
     snapshots: Iterable[Snapshot],
@@ -306,7 +317,7 @@ def encode_fetch(
     Args:
         commits: in the order they are sent (parents first).
         snapshots: any order; written in snapshot-id order.
-        blobs: any order; written in order of their canonical id. Identity blobs
+        blobs: any order; written in order of their digest. Identity blobs
             carry no ``encoding`` key.
         branch_heads: the repository's branch heads.
 
@@ -314,7 +325,7 @@ def encode_fetch(
         The document's bytes; blob contents are copied once, into the result.
     """
     ordered_snapshots = sorted(snapshots, key=lambda s: s.snapshot_id)
-    ordered_blobs = sorted(blobs, key=lambda b: ids.canonical(b.object_id))
+    ordered_blobs = sorted(blobs, key=_digest_order)
     pieces: list[bytes | memoryview] = [
         b"\x84",
         _pack("commits"),

@@ -1,0 +1,167 @@
+"""Shared pieces of the benchmarks: a synthetic repository, the baselines, timing, results.
+
+Every benchmark measures fetchcore and its baselines side by side in one run,
+on the same stack, so ratios hold even on a noisy shared machine.
+
+Baselines (what a hub would do by hand, or the old hub did):
+- ``per_object_fetch``: one ``get_object`` per blob (sequential, or N in flight),
+  each verified, then the same encode + upload as fetchcore.
+- ``raw_io_floor``: GET the covering mpacks' bytes and PUT a blob of the
+  output's size with the same client: the I/O no fetch can avoid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from fetchcore import IndexRepo, ObjectStore, ingest_push
+from fetchcore.content import decode_verified
+from fetchcore.ids import canonical, content_id
+from fetchcore.testing import SyntheticPush, synthetic_history
+from fetchcore.wire import OutgoingBlob, encode_fetch
+
+RESULTS = Path(__file__).parent / "results"
+REPO = "bench/repo"
+
+
+@attrs.frozen
+class Repository:
+    """A synthetic repository, ingested: its pushes and the commit a full fetch wants."""
+
+    pushes: tuple[SyntheticPush, ...]
+
+    @property
+    def head(self) -> str:
+        return self.pushes[-1].commit_id
+
+    @property
+    def blob_count(self) -> int:
+        return sum(len(push.blobs) for push in self.pushes)
+
+
+async def ingest_repository(
+    index: IndexRepo,
+    store: ObjectStore,
+    *,
+    blob_count: int,
+    pushes: int = 4,
+    blob_size: int = 4096,
+    legacy_keys: bool = True,
+    seed: int = 0,
+) -> Repository:
+    """Ingest a synthetic history; with ``legacy_keys``, also write the old per-object keys."""
+    history = synthetic_history(
+        blob_count=blob_count, pushes=pushes, blob_size=blob_size, seed=seed
+    )
+    for push in history:
+        await ingest_push(index, store, repo_id=REPO, mpack=push.data)
+    if legacy_keys:
+        for push in history:
+            await _put_all(store, push)
+    return Repository(tuple(history))
+
+
+async def _put_all(store: ObjectStore, push: SyntheticPush, in_flight: int = 32) -> None:
+    gate = asyncio.Semaphore(in_flight)
+
+    async def put(object_id: str, content: bytes) -> None:
+        async with gate:
+            await store.put_object(object_id, content)
+
+    await asyncio.gather(*(put(o, c) for o, c in push.blobs.items()))
+
+
+async def per_object_fetch(
+    index: IndexRepo, store: ObjectStore, want: Sequence[str], *, in_flight: int = 1
+) -> int:
+    """The old way: resolve, then one verified ``get_object`` per blob; encode and upload."""
+    commits = list(await index.resolve_commits(REPO, want, ()))
+    snapshots = await index.load_snapshots(REPO, {c.snapshot_id for c in commits})
+    object_ids = sorted({o for s in snapshots for o in s.object_ids})
+    gate = asyncio.Semaphore(in_flight)
+
+    async def get(object_id: str) -> OutgoingBlob:
+        async with gate:
+            data = await store.get_object(object_id)
+        assert data is not None, f"legacy key missing for {object_id}"
+        return OutgoingBlob(object_id, decode_verified(object_id, data, "identity", 1 << 30))
+
+    blobs = await asyncio.gather(*(get(object_id) for object_id in object_ids))
+    heads = await index.branch_heads(REPO)
+    document = encode_fetch(commits, snapshots, blobs, heads)
+    await store.put_mpack(content_id(document), document)
+    return len(blobs)
+
+
+async def raw_io_floor(store: ObjectStore, mpack_ids: Sequence[str], output_size: int) -> int:
+    """GET every covering mpack (concurrently) and PUT a blob of the output's size."""
+    parts = await asyncio.gather(*(store.get_mpack(m) for m in mpack_ids))
+    payload = bytes(output_size)
+    await store.put_mpack(content_id(payload + b"floor"), payload)
+    return sum(len(p or b"") for p in parts)
+
+
+def covering_mpacks(repository: Repository) -> list[str]:
+    return [content_id(push.data) for push in repository.pushes]
+
+
+@attrs.frozen
+class Timing:
+    """Wall-clock seconds of repeated runs."""
+
+    runs: tuple[float, ...]
+
+    @property
+    def best(self) -> float:
+        return min(self.runs)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"best_s": self.best, "median_s": self.median, "runs_s": list(self.runs)}
+
+
+async def timed(run: Callable[[], Awaitable[object]], repeat: int) -> Timing:
+    """Time ``run`` ``repeat`` times."""
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await run()
+        runs.append(time.perf_counter() - started)
+    return Timing(tuple(runs))
+
+
+def write_results(name: str, results: dict[str, Any]) -> Path:
+    """Write ``results`` (plus the machine and date) to benchmarks/results/<name>.json."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    document = {
+        "benchmark": name,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "cpus": _cpu_count()},
+        **results,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def canonical_ids(ids: Sequence[str]) -> list[str]:
+    return [canonical(i) for i in ids]
