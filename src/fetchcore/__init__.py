@@ -20,13 +20,13 @@ from fetchcore.errors import (
     StorageError,
     UnknownCommitError,
 )
-from fetchcore.fetch import serve_fetch
+from fetchcore.fetch import preview_fetch, serve_fetch
 from fetchcore.ingest import ingest_push
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
 from fetchcore.planner import FetchPlan, MPackRead, plan_fetch
 from fetchcore.policy import Policy
 from fetchcore.ports import IndexRepo, ObjectStore
-from fetchcore.results import FetchResult, FetchStats, IngestResult
+from fetchcore.results import FetchPreview, FetchResult, FetchStats, IngestResult
 
 __all__ = [
     "Commit",
@@ -34,6 +34,7 @@ __all__ = [
     "FetchError",
     "FetchNotIndexedError",
     "FetchPlan",
+    "FetchPreview",
     "FetchResult",
     "FetchStats",
     "IndexBatch",
@@ -54,5 +55,6 @@ __all__ = [
     "UnknownCommitError",
     "ingest_push",
     "plan_fetch",
+    "preview_fetch",
     "serve_fetch",
 ]

@@ -13,7 +13,8 @@ The order of work is what makes the guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import asyncio
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -21,11 +22,13 @@ from fetchcore import ids, wire
 from fetchcore.errors import IndexIntegrityError, InvalidRequestError
 from fetchcore.executor import Want, gather_blobs
 from fetchcore.graph import parents_first
-from fetchcore.model import ENCODINGS, Commit, Snapshot
+from fetchcore.model import ENCODINGS, Commit, Location, Snapshot
+from fetchcore.planner import plan_fetch
 from fetchcore.policy import Policy
 from fetchcore.ports import IndexRepo, ObjectStore
-from fetchcore.results import FetchResult
+from fetchcore.results import FetchPreview, FetchResult
 from fetchcore.validation import check_ids, check_repo_id
+from fetchcore.wire import OutgoingBlob
 
 
 @attrs.frozen
@@ -77,6 +80,23 @@ async def _content_to_send(
     return _Content(commits, sent, spelled)
 
 
+@attrs.frozen
+class _Sources:
+    """Where the needed blobs can come from: cache entries and mpack locations."""
+
+    cache: Mapping[str, bytes]
+    locations: Mapping[str, Sequence[Location]]
+
+
+async def _find_sources(index: IndexRepo, spelled: Mapping[str, str]) -> _Sources:
+    """Cache entries of the needed blobs, and locations of the others (constant round trips)."""
+    needed = list(spelled)
+    cache = await index.find_cached(needed) if needed else {}
+    uncached = [object_id for object_id in needed if object_id not in cache]
+    locations = await index.find_locations(uncached) if uncached else {}
+    return _Sources(cache, locations)
+
+
 def _accepts_zstd(accept_encodings: Collection[str]) -> bool:
     encodings = set(check_ids("accept_encodings", accept_encodings, allow_empty=False))
     if "identity" not in encodings or not encodings <= ENCODINGS:
@@ -126,17 +146,18 @@ async def serve_fetch(
     accept_zstd = _accepts_zstd(accept_encodings)
 
     content = await _content_to_send(index, repo_id, want, have)
-    needed = list(content.spelled)
-    cache = await index.find_cached(needed) if needed else {}
-    uncached = [object_id for object_id in needed if object_id not in cache]
-    locations = await index.find_locations(uncached) if uncached else {}
+    sources = await _find_sources(index, content.spelled)
     blobs, stats = await gather_blobs(
-        store, Want(content.spelled, accept_zstd), cache=cache, locations=locations, policy=policy
+        store,
+        Want(content.spelled, accept_zstd),
+        cache=sources.cache,
+        locations=sources.locations,
+        policy=policy,
     )
     heads = await index.branch_heads(repo_id)
-    document = wire.encode_fetch(content.commits, content.snapshots, blobs.values(), heads)
+    # Encoding and hashing a large document would hold the event loop: a worker does it.
+    document, mpack_id = await asyncio.to_thread(_encode, content, blobs, heads)
     del blobs
-    mpack_id = ids.content_id(document)
     uploaded = not await store.has_mpack(mpack_id)
     if uploaded:
         await store.put_mpack(mpack_id, document)
@@ -149,4 +170,44 @@ async def serve_fetch(
         size_bytes=len(document),
         uploaded=uploaded,
         stats=stats,
+    )
+
+
+def _encode(
+    content: _Content, blobs: Mapping[str, OutgoingBlob], heads: Mapping[str, str]
+) -> tuple[bytes, str]:
+    document = wire.encode_fetch(content.commits, content.snapshots, blobs.values(), heads)
+    return document, ids.content_id(document)
+
+
+async def preview_fetch(
+    index: IndexRepo,
+    *,
+    repo_id: str,
+    want: Collection[str],
+    have: Collection[str] = (),
+    policy: Policy = Policy(),
+) -> FetchPreview:
+    """What :func:`serve_fetch` would read, without reading anything from the store.
+
+    Cache entries count as hits here (serve_fetch verifies them first).
+
+    Raises:
+        InvalidRequestError, UnknownCommitError, IndexIntegrityError, StorageError:
+            as for :func:`serve_fetch`.
+    """
+    check_repo_id(repo_id)
+    want = check_ids("want", want, allow_empty=False)
+    have = check_ids("have", have, allow_empty=True)
+    content = await _content_to_send(index, repo_id, want, have)
+    sources = await _find_sources(index, content.spelled)
+    plan = plan_fetch(
+        content.spelled, cached=sources.cache, locations=sources.locations, policy=policy
+    )
+    return FetchPreview(
+        commit_count=len(content.commits),
+        snapshot_count=len(content.snapshots),
+        blob_count=len(content.spelled),
+        cached_bytes=sum(len(sources.cache[object_id]) for object_id in plan.cached),
+        plan=plan,
     )

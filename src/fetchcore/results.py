@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from fetchcore.planner import FetchPlan
+
 
 @attrs.frozen
 class FetchStats:
@@ -57,3 +59,14 @@ class IngestResult:
     snapshot_count: int
     blob_count: int
     uploaded: bool
+
+
+@attrs.frozen
+class FetchPreview:
+    """What a fetch would send and read: its counts and the plan for the first reads."""
+
+    commit_count: int
+    snapshot_count: int
+    blob_count: int
+    cached_bytes: int
+    plan: FetchPlan

@@ -18,6 +18,7 @@ from fetchcore import (
     ObjectUnavailableError,
     UnknownCommitError,
     ingest_push,
+    preview_fetch,
     serve_fetch,
 )
 from fetchcore.content import decode
@@ -290,3 +291,15 @@ class TestResult:
         await ingest(stack, data)
         result = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commit])
         assert result.blob_count == 1
+
+
+class TestPreview:
+    async def test_a_preview_plans_what_the_fetch_then_reads(self, stack: Stack) -> None:
+        commits = await three_commits(stack)
+        preview = await preview_fetch(stack.index, repo_id=REPO, want=[commits[2]])
+        assert (preview.commit_count, preview.snapshot_count, preview.blob_count) == (3, 3, 4)
+        assert len(preview.plan.reads) == 3
+        result = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commits[2]])
+        assert result.stats.requests == preview.plan.request_count
+        read_mpacks = {call.args[0] for call in stack.store.reads}
+        assert read_mpacks == {read.mpack_id for read in preview.plan.reads}
