@@ -158,12 +158,15 @@ async def serve_fetch(
     # Encoding and hashing a large document would hold the event loop: a worker does it.
     document, mpack_id = await asyncio.to_thread(_encode, content, blobs, heads)
     del blobs
+    # Presigning first: if it fails, nothing has been written. Signing a URL for a
+    # key about to exist is a local computation for the stores that can presign.
+    url = await store.presign_mpack(mpack_id, policy.presign_ttl_s)
     uploaded = not await store.has_mpack(mpack_id)
     if uploaded:
         await store.put_mpack(mpack_id, document)
     return FetchResult(
         mpack_id=mpack_id,
-        mpack_url=await store.presign_mpack(mpack_id, policy.presign_ttl_s),
+        mpack_url=url,
         commit_count=len(content.commits),
         snapshot_count=len(content.snapshots),
         blob_count=len(content.spelled),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import os
 import random
 import struct
+import tracemalloc
 from typing import Any
 
 import msgpack
@@ -194,6 +195,9 @@ class TestLimits:
             parse_push(data)
 
 
+SAMPLE = sample_push()
+
+
 def mutations(data: bytes, rng: random.Random) -> bytes:
     buffer = bytearray(data)
     for _ in range(rng.randint(1, 8)):
@@ -210,23 +214,84 @@ def mutations(data: bytes, rng: random.Random) -> bytes:
     return bytes(buffer)
 
 
+FUZZ_EXAMPLES = int(os.environ.get("FETCHCORE_FUZZ_EXAMPLES", "20000"))
+FUZZ_POLICY = Policy(max_entries=1_000, max_manifest_entries=1_000, max_document_bytes=1 << 20)
+
+
+def parse_or_refuse(data: bytes) -> None:
+    """Parse ``data``: a document, or InvalidMPackError; anything else fails the test."""
+    try:
+        document = parse_push(data, FUZZ_POLICY)
+    except InvalidMPackError:
+        return
+    for entry in document.blobs:
+        assert 0 <= entry.offset <= entry.end <= len(data)
+
+
+KEYS = [
+    "commits",
+    "snapshots",
+    "blobs",
+    "branch_heads",
+    "commit_id",
+    "snapshot_id",
+    "manifest",
+    "parent_ids",
+    "parent_commit_id",
+    "object_id",
+    "content",
+    "encoding",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(),
+    st.text(max_size=80),
+    st.binary(max_size=80),
+    st.sampled_from([blob_id(b"a"), "zstd", "identity"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
 class TestFuzz:
-    @settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=max(1, FUZZ_EXAMPLES // 4), suppress_health_check=[HealthCheck.too_slow])
+    @given(st.dictionaries(st.sampled_from(KEYS[:4]), values, max_size=4))
+    def test_documents_of_any_shape_raise_only_invalid_mpack_error(
+        self, document: dict[str, Any]
+    ) -> None:
+        parse_or_refuse(msgpack.packb(document, use_bin_type=True))
+
+    @settings(max_examples=FUZZ_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
     @given(st.binary(max_size=512))
     def test_random_bytes_raise_only_invalid_mpack_error(self, data: bytes) -> None:
-        with contextlib.suppress(InvalidMPackError):
-            parse_push(data, Policy(max_entries=1_000, max_manifest_entries=1_000))
+        parse_or_refuse(data)
 
-    @settings(max_examples=1_000)
-    @given(st.randoms(use_true_random=False))
-    def test_mutated_documents_raise_only_invalid_mpack_error(self, rng: random.Random) -> None:
-        data = mutations(sample_push(), rng)
+    @settings(max_examples=FUZZ_EXAMPLES, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.integers(0, 2**64))
+    def test_mutated_documents_raise_only_invalid_mpack_error(self, seed: int) -> None:
+        parse_or_refuse(mutations(SAMPLE, random.Random(seed)))
+
+    @settings(
+        max_examples=max(1, FUZZ_EXAMPLES // 10), suppress_health_check=[HealthCheck.too_slow]
+    )
+    @given(st.integers(0, 2**64))
+    def test_parsing_allocates_in_proportion_to_the_document(self, seed: int) -> None:
+        data = mutations(SAMPLE, random.Random(seed))
+        tracemalloc.start()
         try:
-            document = parse_push(data, Policy(max_entries=1_000, max_manifest_entries=1_000))
-        except InvalidMPackError:
-            return
-        for entry in document.blobs:
-            assert 0 <= entry.offset <= entry.end <= len(data)
+            parse_or_refuse(data)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak <= 8 * len(data) + 256 * 1024
 
 
 class TestEncodeFetch:
