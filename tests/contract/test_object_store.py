@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
-from fetchcore import InvalidRequestError, ObjectStore
+from fetchcore import InvalidRequestError, ObjectStore, ObjectStoreError
 from fetchcore.ids import content_id
 from fetchcore.testing import blob_id
+from tests.backends import UNREACHABLE_STORES
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes, every byte value
 MPACK_ID = content_id(DATA)
@@ -31,6 +33,27 @@ BAD_IDS = [
 ]
 
 
+@pytest.fixture(params=sorted(UNREACHABLE_STORES))
+async def unreachable_object_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ObjectStore]:
+    """Each store that does I/O, with its storage out of reach: any I/O fails."""
+    async with UNREACHABLE_STORES[request.param](request, tmp_path) as store:
+        yield store
+
+
+def _calls_with_id(store: ObjectStore, some_id: str) -> list[Callable[[], Awaitable[object]]]:
+    return [
+        lambda: store.get_object(some_id),
+        lambda: store.put_object(some_id, b"x"),
+        lambda: store.get_mpack(some_id),
+        lambda: store.get_mpack_range(some_id, 0, 1),
+        lambda: store.put_mpack(some_id, b"x"),
+        lambda: store.has_mpack(some_id),
+        lambda: store.presign_mpack(some_id, 60),
+    ]
+
+
 def test_satisfies_the_protocol(object_store: ObjectStore) -> None:
     assert isinstance(object_store, ObjectStore)
 
@@ -47,6 +70,12 @@ class TestMissingKeys:
 
     async def test_has_mpack_is_false_for_a_missing_mpack(self, object_store: ObjectStore) -> None:
         assert await object_store.has_mpack(OTHER_MPACK_ID) is False
+
+    @pytest.mark.parametrize(("start", "end"), [(0, 0), (5, 5), (100, 200)])
+    async def test_an_empty_or_far_range_of_a_missing_mpack_is_none(
+        self, object_store: ObjectStore, start: int, end: int
+    ) -> None:
+        assert await object_store.get_mpack_range(OTHER_MPACK_ID, start, end) is None
 
 
 class TestRoundTrips:
@@ -81,6 +110,10 @@ class TestRoundTrips:
         assert await object_store.get_mpack(MPACK_ID) is None
         assert await object_store.has_mpack(MPACK_ID) is False
 
+    async def test_an_mpack_is_not_a_legacy_object(self, object_store: ObjectStore) -> None:
+        await object_store.put_mpack(MPACK_ID, DATA)
+        assert await object_store.get_object(MPACK_ID) is None
+
     async def test_concurrent_puts_of_one_mpack_all_succeed(
         self, object_store: ObjectStore
     ) -> None:
@@ -99,6 +132,11 @@ class TestRoundTrips:
             await object_store.get_mpack_range(large_id, middle, middle + 4096)
             == (large[middle : middle + 4096])
         )
+        for boundary in (4 * 1024 * 1024, 8 * 1024 * 1024, 16 * 1024 * 1024):  # part sizes
+            start, end = boundary - 100, boundary + 100
+            assert await object_store.get_mpack_range(large_id, start, end) == large[start:end]
+        tail = len(large) - 10
+        assert await object_store.get_mpack_range(large_id, tail, tail + 1000) == large[tail:]
 
 
 RANGES = [
@@ -122,6 +160,14 @@ class TestRanges:
         await object_store.put_mpack(MPACK_ID, DATA)
         assert await object_store.get_mpack_range(MPACK_ID, start, end) == DATA[start:end]
 
+    @pytest.mark.parametrize(("start", "end"), [(0, 0), (0, 1), (5, 10)])
+    async def test_every_range_of_an_empty_mpack_is_empty(
+        self, object_store: ObjectStore, start: int, end: int
+    ) -> None:
+        empty_id = content_id(b"")
+        await object_store.put_mpack(empty_id, b"")
+        assert await object_store.get_mpack_range(empty_id, start, end) == b""
+
     @pytest.mark.parametrize(("start", "end"), [(-1, 5), (10, 5), (0, -1)])
     async def test_a_malformed_range_is_rejected(
         self, object_store: ObjectStore, start: int, end: int
@@ -136,22 +182,37 @@ class TestIds:
     async def test_malformed_ids_are_rejected_everywhere(
         self, object_store: ObjectStore, bad_id: str
     ) -> None:
-        calls: list[Callable[[], Awaitable[object]]] = [
-            lambda: object_store.get_object(bad_id),
-            lambda: object_store.put_object(bad_id, b"x"),
-            lambda: object_store.get_mpack(bad_id),
-            lambda: object_store.get_mpack_range(bad_id, 0, 1),
-            lambda: object_store.put_mpack(bad_id, b"x"),
-            lambda: object_store.has_mpack(bad_id),
-            lambda: object_store.presign_mpack(bad_id, 60),
-        ]
-        for call in calls:
+        for call in _calls_with_id(object_store, bad_id):
             with pytest.raises(InvalidRequestError):
                 await call()
 
     async def test_a_bare_digest_is_not_an_mpack_id(self, object_store: ObjectStore) -> None:
         with pytest.raises(InvalidRequestError):
             await object_store.get_mpack(MPACK_ID.removeprefix("sha256:"))
+
+
+class TestNothingIsTouchedBeforeValidation:
+    async def test_the_unreachable_store_really_fails_on_io(
+        self, unreachable_object_store: ObjectStore
+    ) -> None:
+        with pytest.raises(ObjectStoreError) as raised:
+            await unreachable_object_store.get_mpack(MPACK_ID)
+        assert raised.value.__cause__ is not None
+
+    @pytest.mark.parametrize("bad_id", BAD_IDS)
+    async def test_malformed_ids_are_rejected_without_io(
+        self, unreachable_object_store: ObjectStore, bad_id: str
+    ) -> None:
+        for call in _calls_with_id(unreachable_object_store, bad_id):
+            with pytest.raises(InvalidRequestError):
+                await call()
+
+    @pytest.mark.parametrize(("start", "end"), [(-1, 5), (10, 5), (0, -1)])
+    async def test_malformed_ranges_are_rejected_without_io(
+        self, unreachable_object_store: ObjectStore, start: int, end: int
+    ) -> None:
+        with pytest.raises(InvalidRequestError):
+            await unreachable_object_store.get_mpack_range(MPACK_ID, start, end)
 
 
 class TestPresign:

@@ -1,0 +1,135 @@
+"""What FilesystemObjectStore promises beyond the shared contract: layout, atomicity, threads."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from adapters import filesystem
+from adapters.filesystem import FilesystemObjectStore
+from fetchcore import InvalidRequestError, ObjectStoreError
+from fetchcore.ids import content_id
+from fetchcore.testing import blob_id
+from tests.contract.test_object_store import BAD_IDS
+
+DATA = b"mpack bytes" * 100
+MPACK_ID = content_id(DATA)
+DIGEST = MPACK_ID.removeprefix("sha256:")
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(path.relative_to(root) for path in root.rglob("*") if path.is_file())
+
+
+class TestLayout:
+    async def test_mpacks_and_objects_sit_in_sharded_namespaces(self, tmp_path: Path) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        content = b"legacy"
+        bare = blob_id(content, bare=True)
+        await store.put_mpack(MPACK_ID, DATA)
+        await store.put_object(bare, content)
+        assert files_under(tmp_path) == [
+            Path("mpacks", DIGEST[:2], DIGEST),
+            Path("objects", bare[:2], bare),
+        ]
+
+    async def test_the_root_is_created_on_the_first_write(self, tmp_path: Path) -> None:
+        root = tmp_path / "not" / "yet"
+        store = FilesystemObjectStore(root)
+        assert await store.get_mpack(MPACK_ID) is None
+        assert not root.exists()
+        await store.put_mpack(MPACK_ID, DATA)
+        assert await store.get_mpack(MPACK_ID) == DATA
+
+    @pytest.mark.parametrize("bad_id", BAD_IDS)
+    async def test_a_malformed_id_touches_no_file(self, tmp_path: Path, bad_id: str) -> None:
+        store = FilesystemObjectStore(tmp_path / "root")
+        for write in (store.put_mpack, store.put_object):
+            with pytest.raises(InvalidRequestError):
+                await write(bad_id, b"x")
+        assert files_under(tmp_path) == []
+
+
+class TestAtomicWrites:
+    async def test_a_write_leaves_no_temporary_file(self, tmp_path: Path) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        await store.put_mpack(MPACK_ID, DATA)
+        assert [path.name for path in files_under(tmp_path)] == [DIGEST]
+
+    async def test_a_second_write_of_an_id_leaves_the_file_alone(self, tmp_path: Path) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        await store.put_mpack(MPACK_ID, DATA)
+        path = tmp_path / "mpacks" / DIGEST[:2] / DIGEST
+        before = path.stat()
+        await store.put_mpack(MPACK_ID, DATA)
+        after = path.stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+    async def test_a_failed_write_leaves_neither_target_nor_temporary(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken_fsync(descriptor: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(os, "fsync", broken_fsync)
+        store = FilesystemObjectStore(tmp_path)
+        with pytest.raises(ObjectStoreError) as raised:
+            await store.put_mpack(MPACK_ID, DATA)
+        assert isinstance(raised.value.__cause__, OSError)
+        assert files_under(tmp_path) == []
+        assert await store.has_mpack(MPACK_ID) is False
+
+
+class TestFailures:
+    async def test_an_unusable_root_is_an_object_store_error(self, tmp_path: Path) -> None:
+        blocker = tmp_path / "a-file"
+        blocker.write_bytes(b"")
+        store = FilesystemObjectStore(blocker)
+        for call in (
+            store.get_mpack(MPACK_ID),
+            store.get_mpack_range(MPACK_ID, 0, 1),
+            store.has_mpack(MPACK_ID),
+            store.put_mpack(MPACK_ID, DATA),
+            store.get_object(MPACK_ID),
+        ):
+            with pytest.raises(ObjectStoreError) as raised:
+                await call
+            assert isinstance(raised.value.__cause__, OSError)
+
+    async def test_presign_is_none(self, tmp_path: Path) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        await store.put_mpack(MPACK_ID, DATA)
+        assert await store.presign_mpack(MPACK_ID, 60) is None
+
+
+FILE_FUNCTIONS = ("_read_whole", "_read_span", "_is_file", "_write_atomically")
+
+
+class TestEventLoop:
+    async def test_file_io_runs_off_the_event_loop_thread(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        threads: dict[str, int] = {}
+        for name in FILE_FUNCTIONS:
+            monkeypatch.setattr(filesystem, name, _noting_thread(name, threads))
+        store = FilesystemObjectStore(tmp_path)
+        await store.put_mpack(MPACK_ID, DATA)
+        assert await store.get_mpack(MPACK_ID) == DATA
+        assert await store.get_mpack_range(MPACK_ID, 1, 5) == DATA[1:5]
+        assert await store.has_mpack(MPACK_ID)
+        assert sorted(threads) == sorted(FILE_FUNCTIONS)
+        assert threading.get_ident() not in threads.values()
+
+
+def _noting_thread(name: str, threads: dict[str, int]) -> Callable[..., object]:
+    function = getattr(filesystem, name)
+
+    def wrapper(*args: object) -> object:
+        threads[name] = threading.get_ident()
+        return function(*args)
+
+    return wrapper

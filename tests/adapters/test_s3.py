@@ -1,0 +1,418 @@
+"""What S3ObjectStore promises beyond the shared contract: requests, keys, faults, settings.
+
+The contract suite (tests/contract) already runs against S3; these tests look
+at the requests the store sends (through botocore's event hooks), at the keys
+it writes, and at how it fails: against a port that refuses connections and
+against a loopback server that accepts and never answers, every operation
+must end in an ObjectStoreError within the configured timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from adapters.s3 import MAX_PRESIGN_TTL_S, S3ObjectStore, S3Tuning
+from adapters.seaweed import LOOPBACK, S3Endpoint
+from fetchcore import InvalidRequestError, ObjectStoreError
+from fetchcore.ids import content_id
+from fetchcore.policy import MiB, Policy
+from fetchcore.testing import blob_id
+from tests.contract.test_object_store import BAD_IDS
+from tests.s3_support import (
+    connect,
+    delete_prefix,
+    list_keys,
+    list_uploads,
+    s3_test_store,
+    unreachable_s3_store,
+)
+
+DATA = bytes(range(256)) * 64  # 16 KiB
+MPACK_ID = content_id(DATA)
+FAST_FAILURE = {"connect_timeout_s": 0.3, "read_timeout_s": 0.3, "max_attempts": 2}
+HANG_GUARD_S = 20.0  # far above any configured bound: reaching it means a hang
+
+
+@attrs.frozen
+class Sent:
+    """One HTTP request the client put on the wire."""
+
+    operation: str
+    method: str
+    path: str
+    query: str
+    range_header: str | None
+
+
+@attrs.define
+class RequestLog:
+    """Every request a client sends, recorded by a botocore ``before-send`` hook."""
+
+    sent: list[Sent] = attrs.field(factory=list)
+
+    def hook(self, request: Any, event_name: str, **_: Any) -> None:
+        url = urllib.parse.urlsplit(request.url)
+        operation = event_name.rsplit(".", 1)[-1]
+        byte_range = request.headers.get("Range")
+        if isinstance(byte_range, bytes):
+            byte_range = byte_range.decode()
+        self.sent.append(Sent(operation, request.method, url.path, url.query, byte_range))
+
+    def operations(self) -> list[str]:
+        return [request.operation for request in self.sent]
+
+
+def record_requests(store: S3ObjectStore) -> RequestLog:
+    log = RequestLog()
+    store.client.meta.events.register("before-send.s3", log.hook)
+    return log
+
+
+@pytest.fixture
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[S3ObjectStore]:
+    async with s3_test_store(request) as opened:
+        yield opened
+
+
+@pytest.fixture
+def endpoint(request: pytest.FixtureRequest) -> S3Endpoint:
+    found: S3Endpoint = request.getfixturevalue("s3_endpoint")
+    return found
+
+
+class TestRequests:
+    async def test_a_range_is_one_ranged_get(self, store: S3ObjectStore) -> None:
+        await store.put_mpack(MPACK_ID, DATA)
+        log = record_requests(store)
+        assert await store.get_mpack_range(MPACK_ID, 100, 300) == DATA[100:300]
+        assert log.sent == [
+            Sent("GetObject", "GET", log.sent[0].path, "", "bytes=100-299"),
+        ]
+
+    async def test_a_range_past_the_end_is_still_one_request(self, store: S3ObjectStore) -> None:
+        await store.put_mpack(MPACK_ID, DATA)
+        log = record_requests(store)
+        assert await store.get_mpack_range(MPACK_ID, len(DATA) + 1, len(DATA) + 9) == b""
+        assert log.operations() == ["GetObject"]
+
+    async def test_only_an_empty_range_costs_a_head(self, store: S3ObjectStore) -> None:
+        await store.put_mpack(MPACK_ID, DATA)
+        log = record_requests(store)
+        assert await store.get_mpack_range(MPACK_ID, 7, 7) == b""
+        assert log.operations() == ["HeadObject"]
+
+    async def test_a_whole_mpack_is_one_get_and_has_mpack_one_head(
+        self, store: S3ObjectStore
+    ) -> None:
+        await store.put_mpack(MPACK_ID, DATA)
+        log = record_requests(store)
+        await store.get_mpack(MPACK_ID)
+        await store.has_mpack(MPACK_ID)
+        assert log.operations() == ["GetObject", "HeadObject"]
+        assert log.sent[0].range_header is None
+
+    async def test_a_put_sends_its_body_without_waiting_for_100_continue(
+        self, store: S3ObjectStore
+    ) -> None:
+        expect_headers: list[object] = []
+
+        def remember(request: Any, **_: Any) -> None:
+            expect_headers.append(request.headers.get("Expect"))
+
+        store.client.meta.events.register("before-send.s3.PutObject", remember)
+        await store.put_mpack(MPACK_ID, DATA)
+        assert expect_headers == [None]
+
+    async def test_presigning_sends_nothing(self, store: S3ObjectStore) -> None:
+        log = record_requests(store)
+        await store.presign_mpack(MPACK_ID, 60)
+        assert log.sent == []
+
+    @pytest.mark.parametrize("bad_id", BAD_IDS)
+    async def test_a_malformed_id_sends_nothing(self, store: S3ObjectStore, bad_id: str) -> None:
+        log = record_requests(store)
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: store.get_object(bad_id),
+            lambda: store.put_object(bad_id, b"x"),
+            lambda: store.get_mpack(bad_id),
+            lambda: store.get_mpack_range(bad_id, 0, 0),
+            lambda: store.put_mpack(bad_id, b"x"),
+            lambda: store.has_mpack(bad_id),
+            lambda: store.presign_mpack(bad_id, 60),
+        ]
+        for call in calls:
+            with pytest.raises(InvalidRequestError):
+                await call()
+        assert log.sent == []
+        await store.has_mpack(MPACK_ID)
+        assert log.operations() == ["HeadObject"]  # the hook does see requests
+
+
+class TestKeys:
+    async def test_keys_sit_in_two_namespaces_under_the_prefix(self, store: S3ObjectStore) -> None:
+        content = b"legacy"
+        await store.put_object(blob_id(content, bare=True), content)
+        await store.put_mpack(MPACK_ID, DATA)
+        digest = MPACK_ID.removeprefix("sha256:")
+        assert sorted(await list_keys(store)) == [
+            f"{store.prefix}mpacks/{digest}",
+            f"{store.prefix}objects/{blob_id(content, bare=True)}",
+        ]
+
+    async def test_stores_under_different_prefixes_do_not_see_each_other(
+        self, request: pytest.FixtureRequest, store: S3ObjectStore
+    ) -> None:
+        await store.put_mpack(MPACK_ID, DATA)
+        async with s3_test_store(request) as neighbour:
+            assert await neighbour.has_mpack(MPACK_ID) is False
+            assert await neighbour.get_mpack_range(MPACK_ID, 0, 10) is None
+
+    def test_the_prefix_is_normalized_to_end_in_one_slash(self, store: S3ObjectStore) -> None:
+        assert attrs.evolve(store, prefix="/hub/").prefix == "hub/"
+        assert attrs.evolve(store, prefix="hub").prefix == "hub/"
+        assert attrs.evolve(store, prefix="").prefix == ""
+
+
+class TestMultipart:
+    TUNING: dict[str, Any] = {  # noqa: RUF012
+        "multipart_threshold_bytes": 5 * MiB,
+        "multipart_part_bytes": 5 * MiB,
+    }
+    LARGE = bytes(range(251)) * (50 * 1024)  # about 12 MiB: three parts
+
+    async def test_a_large_put_goes_up_in_parts(self, request: pytest.FixtureRequest) -> None:
+        async with s3_test_store(request, **self.TUNING) as store:
+            log = record_requests(store)
+            await store.put_mpack(content_id(self.LARGE), self.LARGE)
+            assert Counter(log.operations()) == {
+                "CreateMultipartUpload": 1,
+                "UploadPart": 3,
+                "CompleteMultipartUpload": 1,
+            }
+            assert await store.get_mpack(content_id(self.LARGE)) == self.LARGE
+
+    async def test_a_failed_part_aborts_the_upload(self, request: pytest.FixtureRequest) -> None:
+        async with s3_test_store(request, **self.TUNING) as store:
+            store.client.meta.events.register("before-send.s3.UploadPart", _break_part_two)
+            large_id = content_id(self.LARGE)
+            with pytest.raises(ObjectStoreError) as raised:
+                await store.put_mpack(large_id, self.LARGE)
+            assert isinstance(raised.value.__cause__, EndpointConnectionError)
+            assert await list_uploads(store) == []
+            assert await store.has_mpack(large_id) is False
+
+    def test_a_huge_document_gets_larger_parts_to_stay_within_10000(self) -> None:
+        tuning = S3Tuning(multipart_part_bytes=5 * MiB)
+        assert tuning.part_bytes_for(10 * MiB) == 5 * MiB
+        assert tuning.part_bytes_for(100_000 * MiB) == 10 * MiB
+
+
+def _break_part_two(request: Any, **_: Any) -> None:
+    if "partNumber=2" in request.url:
+        raise EndpointConnectionError(endpoint_url=request.url)
+
+
+class TestBuckets:
+    async def test_create_bucket_makes_one_and_accepts_an_existing_one(
+        self, endpoint: S3Endpoint
+    ) -> None:
+        bucket = f"fetchcore-new-{uuid.uuid4().hex[:12]}"
+        async with connect(endpoint, bucket=bucket, create_bucket=True) as store:
+            await store.put_mpack(MPACK_ID, DATA)
+        async with connect(endpoint, bucket=bucket, create_bucket=True) as store:
+            assert await store.get_mpack(MPACK_ID) == DATA
+            await delete_prefix(store)
+            await store.client.delete_bucket(Bucket=bucket)
+
+    async def test_a_missing_bucket_is_an_object_store_error(self, endpoint: S3Endpoint) -> None:
+        async with connect(endpoint, bucket=f"fetchcore-none-{uuid.uuid4().hex[:12]}") as store:
+            with pytest.raises(ObjectStoreError, match="bucket does not exist") as raised:
+                await store.get_mpack(MPACK_ID)
+        assert isinstance(raised.value.__cause__, ClientError)
+
+    async def test_unknown_credentials_are_an_object_store_error(
+        self, endpoint: S3Endpoint
+    ) -> None:
+        async with connect(endpoint, access_key_id="nobody", secret_access_key="wrong") as store:
+            with pytest.raises(ObjectStoreError) as raised:
+                await store.put_mpack(MPACK_ID, DATA)
+        assert isinstance(raised.value.__cause__, ClientError)
+
+
+class TestPresign:
+    async def test_the_url_lives_as_long_as_asked(self, store: S3ObjectStore) -> None:
+        url = await store.presign_mpack(MPACK_ID, 123)
+        assert url is not None
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        assert query["X-Amz-Expires"] == ["123"]
+        assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+
+    @pytest.mark.parametrize("ttl", [0, -5, MAX_PRESIGN_TTL_S + 1, True, 1.5])
+    async def test_a_lifetime_outside_sigv4_limits_is_rejected(
+        self, store: S3ObjectStore, ttl: Any
+    ) -> None:
+        with pytest.raises(InvalidRequestError):
+            await store.presign_mpack(MPACK_ID, ttl)
+
+
+class TestSettings:
+    async def test_the_client_gets_pool_timeouts_retries_and_checksum_settings(
+        self, endpoint: S3Endpoint
+    ) -> None:
+        async with connect(endpoint, read_timeout_s=7.0, retry_mode="adaptive") as store:
+            config: Any = store.client.meta.config  # botocore's stubs leave its options out
+        assert config.max_pool_connections >= Policy().max_in_flight
+        assert (config.connect_timeout, config.read_timeout) == (5.0, 7.0)
+        assert config.retries == {"mode": "adaptive", "total_max_attempts": 4}
+        assert config.request_checksum_calculation == "when_required"
+        assert config.response_checksum_validation == "when_required"
+        assert config.s3 == {"addressing_style": "path"}
+
+    @pytest.mark.parametrize(
+        "options",
+        [
+            {"no_such_option": 1},
+            {"read_timeout_s": 0},
+            {"max_attempts": 0},
+            {"retry_mode": "legacy"},
+            {"multipart_part_bytes": 1 * MiB},
+        ],
+    )
+    async def test_bad_tuning_is_rejected(
+        self, endpoint: S3Endpoint, options: dict[str, Any]
+    ) -> None:
+        with pytest.raises(InvalidRequestError):
+            async with connect(endpoint, **options):
+                pass
+
+    async def test_bodies_are_released_even_with_a_pool_of_one(
+        self, request: pytest.FixtureRequest
+    ) -> None:
+        async with s3_test_store(request, max_pool_connections=1) as store:
+            await store.put_mpack(MPACK_ID, DATA)
+
+            def every_kind_of_read() -> list[Awaitable[object]]:
+                return [
+                    store.get_mpack(MPACK_ID),
+                    store.get_mpack_range(MPACK_ID, 5, 50),
+                    store.get_mpack_range(MPACK_ID, len(DATA) + 5, len(DATA) + 50),
+                    store.get_mpack_range(MPACK_ID, 5, 5),
+                    store.get_mpack(content_id(b"missing")),
+                    store.get_object(blob_id(b"missing")),
+                    store.has_mpack(MPACK_ID),
+                ]
+
+            async with asyncio.timeout(HANG_GUARD_S):
+                for _ in range(5):
+                    results = await asyncio.gather(*every_kind_of_read())
+            assert results[:2] == [DATA, DATA[5:50]]
+
+
+Operation = Callable[[S3ObjectStore], Awaitable[object]]
+OPERATIONS: dict[str, Operation] = {
+    "get_mpack": lambda store: store.get_mpack(MPACK_ID),
+    "get_mpack_range": lambda store: store.get_mpack_range(MPACK_ID, 0, 10),
+    "get_object": lambda store: store.get_object(MPACK_ID),
+    "has_mpack": lambda store: store.has_mpack(MPACK_ID),
+    "put_mpack": lambda store: store.put_mpack(MPACK_ID, DATA),
+}
+READS = ["get_mpack", "get_mpack_range", "get_object"]
+
+
+@asynccontextmanager
+async def silent_server(
+    first_bytes: bytes = b"", *, read_bodies: bool = True
+) -> AsyncIterator[str]:
+    """A loopback HTTP server that reads a request's headers, sends ``first_bytes``, then stalls.
+
+    While stalled it reads and drops whatever else comes (or, with
+    ``read_bodies=False``, reads nothing more, so an upload fills the socket buffers).
+    """
+    writers: list[asyncio.StreamWriter] = []
+    handlers: list[asyncio.Task[Any]] = []
+    release = asyncio.Event()
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        this_handler = asyncio.current_task()
+        assert this_handler is not None
+        handlers.append(this_handler)
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(first_bytes)
+            await (reader.read() if read_bodies else release.wait())
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(stall, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        release.set()
+        server.close()
+        for writer in writers:
+            writer.close()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def _fails_in_time(store: S3ObjectStore, operation: Operation) -> tuple[Exception, float]:
+    started = time.monotonic()
+    async with asyncio.timeout(HANG_GUARD_S):
+        with pytest.raises(ObjectStoreError) as raised:
+            await operation(store)
+    return raised.value, time.monotonic() - started
+
+
+class TestFaults:
+    @pytest.mark.parametrize("name", sorted(OPERATIONS))
+    async def test_a_refused_connection_fails_fast(self, name: str) -> None:
+        async with unreachable_s3_store(**FAST_FAILURE) as store:
+            error, elapsed = await _fails_in_time(store, OPERATIONS[name])
+        assert isinstance(error.__cause__, EndpointConnectionError)
+        assert elapsed < 5.0
+
+    @pytest.mark.parametrize("name", sorted(OPERATIONS))
+    async def test_a_server_that_never_answers_times_out(self, name: str) -> None:
+        async with silent_server() as url, _store_at(url) as store:
+            error, elapsed = await _fails_in_time(store, OPERATIONS[name])
+        assert error.__cause__ is not None
+        attempts, read_timeout = FAST_FAILURE["max_attempts"], FAST_FAILURE["read_timeout_s"]
+        assert attempts * read_timeout * 0.9 <= elapsed < 5.0
+
+    async def test_a_server_that_stops_reading_an_upload_hits_the_write_deadline(self) -> None:
+        big = bytes(32 * MiB)  # more than the loopback socket buffers hold
+        options = {"min_write_bytes_per_s": 64 * MiB, "multipart_threshold_bytes": 64 * MiB}
+        async with silent_server(read_bodies=False) as url, _store_at(url, **options) as store:
+            error, elapsed = await _fails_in_time(store, lambda s: s.put_mpack(MPACK_ID, big))
+        assert isinstance(error.__cause__, TimeoutError)
+        assert elapsed <= store.tuning.write_deadline_s(len(big)) + 1.0
+
+    @pytest.mark.parametrize("name", READS)
+    async def test_a_body_that_stops_midway_times_out(self, name: str) -> None:
+        headers = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+        async with silent_server(headers + b"partial") as url, _store_at(url) as store:
+            error, elapsed = await _fails_in_time(store, OPERATIONS[name])
+        assert error.__cause__ is not None
+        assert elapsed < 5.0
+
+
+@asynccontextmanager
+async def _store_at(url: str, **options: Any) -> AsyncIterator[S3ObjectStore]:
+    endpoint = S3Endpoint(url, "unused", "unused")
+    async with connect(endpoint, **{**FAST_FAILURE, **options}) as store:
+        yield store
