@@ -8,14 +8,19 @@ object store or index joins every suite by adding one entry.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from adapters.filesystem import FilesystemObjectStore
 from adapters.memory import MemoryIndexRepo, MemoryObjectStore
+from adapters.sql import SqlIndexRepo
 from fetchcore.ports import IndexRepo, ObjectStore
+from tests.pg_support import postgres_index
+from tests.s3_support import s3_test_store, unreachable_s3_store
 
 StoreFactory = Callable[[pytest.FixtureRequest, Path], AbstractAsyncContextManager[ObjectStore]]
 IndexFactory = Callable[[pytest.FixtureRequest, Path], AbstractAsyncContextManager[IndexRepo]]
@@ -28,20 +33,87 @@ async def memory_store(
     yield MemoryObjectStore()
 
 
+# Known gaps, fsspec-style: test function -> why this backend cannot pass it.
+FILESYSTEM_GAPS = {
+    "test_fn2_object_served_from_mpack_no_per_object_key": (
+        "a directory cannot presign: its mpack_url is None (SPEC §3), FN-2 expects a URL"
+    ),
+}
+
+
+def mark_known_gaps(request: pytest.FixtureRequest, gaps: dict[str, str]) -> None:
+    """Mark the requesting test xfail (strict: a fixed gap must be unlisted) if it is a gap."""
+    reason = gaps.get(request.function.__name__) if request.function else None
+    if reason:
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+
+
+@asynccontextmanager
+async def filesystem_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ObjectStore]:
+    mark_known_gaps(request, FILESYSTEM_GAPS)
+    yield FilesystemObjectStore(tmp_path / "objects")
+
+
+@asynccontextmanager
+async def s3_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
+    async with s3_test_store(request) as store:
+        yield store
+
+
+@asynccontextmanager
+async def unreachable_filesystem_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ObjectStore]:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_bytes(b"")
+    yield FilesystemObjectStore(blocker / "objects")
+
+
+@asynccontextmanager
+async def unreachable_s3(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ObjectStore]:
+    async with unreachable_s3_store() as store:
+        yield store
+
+
 @asynccontextmanager
 async def memory_index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IndexRepo]:
     yield MemoryIndexRepo()
 
 
+@asynccontextmanager
+async def sqlite_index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IndexRepo]:
+    await asyncio.to_thread(tmp_path.mkdir, parents=True, exist_ok=True)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'index.db'}"
+    async with SqlIndexRepo.connect(url, create_schema=True) as index:
+        yield index
+
+
 STORES: dict[str, StoreFactory] = {
     "memory": memory_store,
+    "filesystem": filesystem_store,
+    "s3": s3_store,
+}
+
+# The same stores with their storage out of reach (every I/O fails), to show that
+# bad arguments are refused before any I/O. The memory store does no I/O at all.
+UNREACHABLE_STORES: dict[str, StoreFactory] = {
+    "filesystem": unreachable_filesystem_store,
+    "s3": unreachable_s3,
 }
 
 INDEXES: dict[str, IndexFactory] = {
     "memory": memory_index,
+    "sqlite": sqlite_index,
+    "postgres": postgres_index,
 }
 
 # (index, store) pairs the end-to-end scenarios run on.
 STACKS: list[tuple[str, str]] = [
     ("memory", "memory"),
+    ("sqlite", "filesystem"),
+    ("postgres", "s3"),
 ]

@@ -11,6 +11,8 @@ import pytest
 from adapters.recording import RecordingObjectStore
 from fetchcore.ports import IndexRepo, ObjectStore
 from tests.backends import INDEXES, STACKS, STORES
+from tests.pg_support import pg_database_url  # noqa: F401  (the session's PostgreSQL database)
+from tests.s3_support import s3_endpoint  # noqa: F401  (the session's S3 server fixture)
 
 
 @pytest.fixture(params=sorted(STORES))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from fetchcore import (
@@ -246,3 +248,193 @@ class TestRecord:
         assert dict(await index_repo.find_locations([object_id])) == {}
         assert dict(await index_repo.branch_heads(REPO)) == {}
         assert set(await index_repo.known_objects(REPO, [object_id])) == set()
+
+
+def test_satisfies_the_protocol(index_repo: IndexRepo) -> None:
+    assert isinstance(index_repo, IndexRepo)
+
+
+def chain(length: int, label: str = "chain") -> list[Commit]:
+    """A linear history of ``length`` commits, oldest first."""
+    commits = [commit(f"{label}-0")]
+    for i in range(1, length):
+        commits.append(commit(f"{label}-{i}", commits[-1].commit_id))
+    return commits
+
+
+class TestGraphEdgeCases:
+    async def test_a_cycle_in_bad_data_does_not_hang_the_walk(self, index_repo: IndexRepo) -> None:
+        a_id, b_id = fake_id("cycle-a"), fake_id("cycle-b")
+        a, b = Commit(a_id, fake_id("s"), (b_id,)), Commit(b_id, fake_id("s"), (a_id,))
+        await index_repo.record(REPO, IndexBatch(commits=[a, b]))
+        resolved = await asyncio.wait_for(index_repo.resolve_commits(REPO, [a_id], []), 10)
+        expected = commits_to_send({a_id: a, b_id: b}, [a_id], [])
+        assert ids_of(list(resolved)) == ids_of(expected)
+
+    async def test_a_parent_outside_the_repository_is_not_sent(self, index_repo: IndexRepo) -> None:
+        elsewhere = commit("elsewhere")
+        orphan = commit("orphan", elsewhere.commit_id)
+        await index_repo.record(OTHER_REPO, IndexBatch(commits=[elsewhere]))
+        await index_repo.record(REPO, IndexBatch(commits=[orphan]))
+        resolved = await index_repo.resolve_commits(REPO, [orphan.commit_id], [])
+        assert ids_of(list(resolved)) == [orphan.commit_id]
+
+    async def test_each_repository_walks_its_own_parents(self, index_repo: IndexRepo) -> None:
+        a, b = commit("only-a"), commit("only-b")
+        child_id = fake_id("shared child")
+        await index_repo.record(
+            REPO, IndexBatch(commits=[a, Commit(child_id, "s", (a.commit_id,))])
+        )
+        await index_repo.record(
+            OTHER_REPO, IndexBatch(commits=[b, Commit(child_id, "s", (b.commit_id,))])
+        )
+        in_repo = await index_repo.resolve_commits(REPO, [child_id], [])
+        in_other = await index_repo.resolve_commits(OTHER_REPO, [child_id], [])
+        assert set(ids_of(list(in_repo))) == {a.commit_id, child_id}
+        assert set(ids_of(list(in_other))) == {b.commit_id, child_id}
+
+    async def test_a_long_history_resolves_parents_first(self, index_repo: IndexRepo) -> None:
+        commits = chain(2_000)
+        await index_repo.record(REPO, IndexBatch(commits=commits))
+        tip, middle = commits[-1].commit_id, commits[999].commit_id
+        resolved = await index_repo.resolve_commits(REPO, [tip], [middle])
+        assert ids_of(list(resolved)) == ids_of(commits[1000:])
+        assert len(await index_repo.resolve_commits(REPO, [tip], [])) == 2_000
+
+    async def test_a_merge_keeps_its_parents_in_their_order(self, index_repo: IndexRepo) -> None:
+        first, second = sorted([commit("left"), commit("right")], key=lambda c: c.commit_id)
+        merge = commit("ordered merge", second.commit_id, first.commit_id)
+        await index_repo.record(REPO, IndexBatch(commits=[first, second, merge]))
+        (loaded,) = await index_repo.load_commits(REPO, [merge.commit_id])
+        assert loaded.parent_ids == (second.commit_id, first.commit_id)
+        resolved = await index_repo.resolve_commits(REPO, [merge.commit_id], [])
+        assert resolved[-1].parent_ids == (second.commit_id, first.commit_id)
+
+    async def test_repeated_and_overlapping_wants_and_haves(self, index_repo: IndexRepo) -> None:
+        commits = await record_history(index_repo)
+        _root, a, b, c, merge = (x.commit_id for x in commits)
+        want, have = [merge, merge, b, c], [a, a, b]
+        resolved = await index_repo.resolve_commits(REPO, want, have)
+        expected = commits_to_send({x.commit_id: x for x in commits}, want, have)
+        assert ids_of(list(resolved)) == ids_of(expected)
+
+
+class TestFidelity:
+    @pytest.mark.parametrize(
+        "location",
+        [
+            Location(MPACK, 0, 0, "identity", 0),
+            Location(MPACK, 2**40, 2**31, "zstd", 2**41),
+            Location(MPACK, None, 5),
+            Location(MPACK, 5, None, "zstd", 10),
+            Location(MPACK, None, None, "identity", 7),
+        ],
+        ids=["zeros", "large", "no-offset", "no-length", "size-only"],
+    )
+    async def test_every_location_field_round_trips(
+        self, index_repo: IndexRepo, location: Location
+    ) -> None:
+        object_id = blob_id(b"content")
+        await index_repo.record(REPO, IndexBatch(locations=[(object_id, location)]))
+        assert list((await index_repo.find_locations([object_id]))[object_id]) == [location]
+
+    async def test_locations_differing_in_one_field_are_all_kept(
+        self, index_repo: IndexRepo
+    ) -> None:
+        object_id = blob_id(b"content")
+        variants = {
+            Location(MPACK, 10, 7, "identity", 100),
+            Location(MPACK, None, 7, "identity", 100),
+            Location(MPACK, 10, None, "identity", 100),
+            Location(MPACK, 10, 7, "zstd", 100),
+            Location(MPACK, 10, 7, "identity", None),
+            Location(MPACK),
+        }
+        batch = IndexBatch(locations=[(object_id, location) for location in variants])
+        await index_repo.record(REPO, batch)
+        await index_repo.record(REPO, batch)
+        found = list((await index_repo.find_locations([object_id]))[object_id])
+        assert len(found) == len(variants)
+        assert set(found) == variants
+
+    async def test_text_in_any_script_round_trips(self, index_repo: IndexRepo) -> None:
+        repo_id, branch, commit_id = "dépôt/ü ✓", "feature/ünï-🚀", "ид-коммита"
+        c = Commit(commit_id, "снимок", (), {"message": "日本語 🚀"})
+        await index_repo.record(repo_id, IndexBatch(commits=[c], branch_heads={branch: commit_id}))
+        assert dict(await index_repo.branch_heads(repo_id)) == {branch: commit_id}
+        (loaded,) = await index_repo.load_commits(repo_id, [commit_id])
+        assert loaded.to_wire() == c.to_wire()
+
+    async def test_large_cached_content_round_trips(self, index_repo: IndexRepo) -> None:
+        content = bytes(range(256)) * 4096  # 1 MiB, every byte value
+        await index_repo.record(REPO, IndexBatch(cached=[(blob_id(content), content)]))
+        assert await index_repo.find_cached([blob_id(content)]) == {blob_id(content): content}
+
+    async def test_an_empty_batch_is_accepted(self, index_repo: IndexRepo) -> None:
+        await index_repo.record(REPO, IndexBatch())
+        assert dict(await index_repo.branch_heads(REPO)) == {}
+
+
+class TestHistoryIsNeverRewritten:
+    async def test_a_recorded_commit_keeps_its_first_content(self, index_repo: IndexRepo) -> None:
+        parent = commit("parent")
+        first = commit("x", message="first")
+        forged = Commit(first.commit_id, fake_id("forged"), (parent.commit_id,), {"m": "forged"})
+        await index_repo.record(REPO, IndexBatch(commits=[first]))
+        await index_repo.record(REPO, IndexBatch(commits=[parent, forged]))
+        (loaded,) = await index_repo.load_commits(REPO, [first.commit_id])
+        assert loaded.to_wire() == first.to_wire()
+        resolved = await index_repo.resolve_commits(REPO, [first.commit_id], [])
+        assert ids_of(list(resolved)) == [first.commit_id]
+
+    async def test_a_recorded_snapshot_and_cache_entry_keep_their_first_content(
+        self, index_repo: IndexRepo
+    ) -> None:
+        c = commit("x")
+        first = snapshot_of(c, {"f": blob_id(b"1")})
+        object_id = blob_id(b"1")
+        await index_repo.record(REPO, IndexBatch(snapshots=[first], cached=[(object_id, b"1")]))
+        forged = snapshot_of(c, {"f": blob_id(b"2")})
+        await index_repo.record(REPO, IndexBatch(snapshots=[forged], cached=[(object_id, b"2")]))
+        (loaded,) = await index_repo.load_snapshots(REPO, [c.snapshot_id])
+        assert loaded.manifest == first.manifest
+        assert await index_repo.find_cached([object_id]) == {object_id: b"1"}
+
+
+class TestConcurrentRecords:
+    async def test_eight_overlapping_records_at_once_all_succeed(
+        self, index_repo: IndexRepo
+    ) -> None:
+        shared = {blob_id(f"shared-{i}".encode()): f"shared-{i}".encode() for i in range(300)}
+        own = {n: [blob_id(f"own-{n}-{i}".encode()) for i in range(100)] for n in range(8)}
+        batches = []
+        for n in range(8):
+            tip = commit(f"tip-{n}", history()[-1].commit_id)
+            object_ids = [*shared, *own[n]]
+            batches.append(
+                IndexBatch(
+                    commits=[*history(), tip],
+                    snapshots=[snapshot_of(tip, {f"f{i}": o for i, o in enumerate(object_ids)})],
+                    locations=[
+                        (o, Location(MPACK, i, 1, "identity", 9_999)) for i, o in enumerate(shared)
+                    ]
+                    + [
+                        (o, Location(OTHER_MPACK, i, 1, "zstd", None)) for i, o in enumerate(own[n])
+                    ],
+                    cached=list(shared.items()),
+                    branch_heads={"main": tip.commit_id, f"branch-{n}": tip.commit_id},
+                )
+            )
+        await asyncio.gather(*(index_repo.record(REPO, batch) for batch in batches))
+        every_object = [*shared, *(o for ids in own.values() for o in ids)]
+        found = await index_repo.find_locations(every_object)
+        assert set(found) == set(every_object)
+        assert all(len(found[o]) == 1 for o in every_object)
+        assert dict(await index_repo.find_cached(list(shared))) == shared
+        assert set(await index_repo.known_objects(REPO, every_object)) == set(every_object)
+        heads = dict(await index_repo.branch_heads(REPO))
+        tips = {batch.commits[-1].commit_id for batch in batches}
+        assert {heads[f"branch-{n}"] for n in range(8)} == tips
+        assert heads["main"] in tips
+        resolved = await index_repo.resolve_commits(REPO, sorted(tips), [])
+        assert len(resolved) == len(history()) + 8
