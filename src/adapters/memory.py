@@ -51,20 +51,6 @@ class MemoryObjectStore:
         return f"memory://mpacks/{mpack_id}?ttl={ttl_s}"
 
 
-def _check_batch(repo_id: str, batch: IndexBatch) -> None:
-    check_repo_id(repo_id)
-    if not isinstance(batch, IndexBatch):
-        raise InvalidRequestError(f"not an IndexBatch: {type(batch).__name__}")
-    checks = [
-        *(isinstance(commit, Commit) for commit in batch.commits),
-        *(isinstance(snapshot, Snapshot) for snapshot in batch.snapshots),
-        *(isinstance(location, Location) for _, location in batch.locations),
-        *(isinstance(content, bytes) for _, content in batch.cached),
-    ]
-    if not all(checks):
-        raise InvalidRequestError("IndexBatch holds a value of the wrong type")
-
-
 @attrs.define
 class MemoryIndexRepo:
     """An index in dicts, scoped per repository exactly like the SQL index."""
@@ -79,7 +65,10 @@ class MemoryIndexRepo:
     async def record(self, repo_id: str, batch: IndexBatch) -> None:
         # Everything that can fail is checked first; the updates below cannot fail,
         # and nothing awaits in between, so the write is atomic.
-        _check_batch(repo_id, batch)
+        check_repo_id(repo_id)
+        if not isinstance(batch, IndexBatch):
+            raise InvalidRequestError(f"not an IndexBatch: {type(batch).__name__}")
+        batch.check()
         members = batch.object_ids()
         commits = self.commits.setdefault(repo_id, {})
         for commit in batch.commits:

@@ -10,22 +10,19 @@ mpack's bytes.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from fetchcore.errors import InvalidRequestError
 
 PREFIX = "sha256:"
-_HEX_DIGITS = frozenset("0123456789abcdef")
-_DIGEST_LENGTH = 64
-
-
-def _is_hex_digest(text: str) -> bool:
-    return len(text) == _DIGEST_LENGTH and _HEX_DIGITS.issuperset(text)
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_PREFIXED = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def digest_of(object_id: str) -> str | None:
     """The 64-digit hex digest an object id names, or None if it is not a content id."""
     digest = object_id.removeprefix(PREFIX)
-    return digest if _is_hex_digest(digest) else None
+    return digest if _DIGEST.fullmatch(digest) else None
 
 
 def is_object_id(object_id: object) -> bool:
@@ -39,12 +36,18 @@ def canonical(object_id: str) -> str:
     Raises:
         InvalidRequestError: the id is not a well-formed content id.
     """
-    if object_id.startswith(PREFIX) and _is_hex_digest(object_id[len(PREFIX) :]):
-        return object_id
-    digest = digest_of(object_id)
-    if digest is None:
+    if not isinstance(object_id, str):
         raise InvalidRequestError(f"not a content id: {object_id!r:.100}")
-    return PREFIX + digest
+    if _PREFIXED.fullmatch(object_id):
+        return object_id
+    if _DIGEST.fullmatch(object_id):
+        return PREFIX + object_id
+    raise InvalidRequestError(f"not a content id: {object_id!r:.100}")
+
+
+def is_mpack_id(mpack_id: object) -> bool:
+    """Whether ``mpack_id`` is ``sha256:<hex>``."""
+    return isinstance(mpack_id, str) and _PREFIXED.fullmatch(mpack_id) is not None
 
 
 def check_mpack_id(mpack_id: str) -> str:
@@ -53,11 +56,7 @@ def check_mpack_id(mpack_id: str) -> str:
     Raises:
         InvalidRequestError: it is not.
     """
-    if not (
-        isinstance(mpack_id, str)
-        and mpack_id.startswith(PREFIX)
-        and _is_hex_digest(mpack_id[len(PREFIX) :])
-    ):
+    if not is_mpack_id(mpack_id):
         raise InvalidRequestError(f"not an mpack id: {mpack_id!r:.100}")
     return mpack_id
 

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import attrs
 
 from fetchcore import ids
-from fetchcore.errors import InvalidMPackError
+from fetchcore.errors import InvalidMPackError, InvalidRequestError
+from fetchcore.validation import has_control_characters
 
 Encoding = Literal["identity", "zstd"]
 ENCODINGS: frozenset[str] = frozenset({"identity", "zstd"})
@@ -23,11 +24,14 @@ DEFAULT_MAX_ID_LENGTH = 256
 DEFAULT_MAX_DEPTH = 32
 
 
-def _check_name(value: object, where: str, max_length: int) -> str:
+def check_name(value: object, where: str, max_length: int) -> str:
+    """An id or name: a non-empty string, bounded, without control characters (NUL...)."""
     if not isinstance(value, str) or not value:
         raise InvalidMPackError(where, "must be a non-empty string")
     if len(value) > max_length:
         raise InvalidMPackError(where, f"longer than {max_length} characters")
+    if has_control_characters(value):
+        raise InvalidMPackError(where, "holds a control character")
     return value
 
 
@@ -56,14 +60,14 @@ def _parents_from_wire(d: Mapping[str, Any], where: str, max_length: int) -> tup
         if not isinstance(listed, list | tuple):
             raise InvalidMPackError(f"{where}.parent_ids", "must be a list")
         parents = [
-            _check_name(p, f"{where}.parent_ids[{i}]", max_length) for i, p in enumerate(listed)
+            check_name(p, f"{where}.parent_ids[{i}]", max_length) for i, p in enumerate(listed)
         ]
     else:
         parents = []
         for key in PARENT_KEYS[1:]:
             value = d.get(key)
             if value is not None:
-                parents.append(_check_name(value, f"{where}.{key}", max_length))
+                parents.append(check_name(value, f"{where}.{key}", max_length))
     return tuple(dict.fromkeys(parents))
 
 
@@ -107,8 +111,8 @@ class Commit:
             InvalidMPackError: a required field is missing or has the wrong type.
         """
         d = _check_mapping(d, where)
-        commit_id = _check_name(d.get("commit_id"), f"{where}.commit_id", max_id_length)
-        snapshot_id = _check_name(d.get("snapshot_id"), f"{where}.snapshot_id", max_id_length)
+        commit_id = check_name(d.get("commit_id"), f"{where}.commit_id", max_id_length)
+        snapshot_id = check_name(d.get("snapshot_id"), f"{where}.snapshot_id", max_id_length)
         parents = _parents_from_wire(d, where, max_id_length)
         _check_depth(d, where, max_depth)
         return cls(commit_id, snapshot_id, parents, dict(d))
@@ -147,7 +151,7 @@ class Snapshot:
                 manifest entry does not name a content id.
         """
         d = _check_mapping(d, where)
-        snapshot_id = _check_name(d.get("snapshot_id"), f"{where}.snapshot_id", max_id_length)
+        snapshot_id = check_name(d.get("snapshot_id"), f"{where}.snapshot_id", max_id_length)
         if "manifest" not in d:
             raise InvalidMPackError(f"{where}.manifest", "is missing")
         manifest = _check_manifest(d["manifest"], f"{where}.manifest")
@@ -202,6 +206,21 @@ class Location:
         return (self.offset, self.offset + self.length)
 
 
+def _is_size(value: object) -> bool:
+    return value is None or (type(value) is int and value >= 0)
+
+
+def _is_valid_location(location: object) -> bool:
+    return (
+        isinstance(location, Location)
+        and ids.is_mpack_id(location.mpack_id)
+        and location.encoding in ENCODINGS
+        and _is_size(location.offset)
+        and _is_size(location.length)
+        and _is_size(location.mpack_size)
+    )
+
+
 def _canonical_pairs(pairs: Iterable[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
     return tuple((ids.canonical(object_id), value) for object_id, value in pairs)
 
@@ -219,6 +238,26 @@ class IndexBatch:
     locations: Sequence[tuple[str, Location]] = attrs.field(default=(), converter=_canonical_pairs)
     cached: Sequence[tuple[str, bytes]] = attrs.field(default=(), converter=_canonical_pairs)
     branch_heads: Mapping[str, str] = attrs.field(factory=dict, converter=_heads, hash=False)
+
+    def check(self) -> None:
+        """What every index checks before it writes: each value has the right type.
+
+        Raises:
+            InvalidRequestError: naming the first value that does not.
+        """
+        problems = (
+            *(f"commit {c!r:.80}" for c in self.commits if not isinstance(c, Commit)),
+            *(f"snapshot {s!r:.80}" for s in self.snapshots if not isinstance(s, Snapshot)),
+            *(f"location of {o}" for o, loc in self.locations if not _is_valid_location(loc)),
+            *(f"cached content of {o}" for o, data in self.cached if not isinstance(data, bytes)),
+            *(
+                f"branch head {branch!r:.80}"
+                for branch, commit_id in self.branch_heads.items()
+                if not (isinstance(branch, str) and branch and isinstance(commit_id, str))
+            ),
+        )
+        if problems:
+            raise InvalidRequestError(f"IndexBatch holds a malformed {problems[0]}")
 
     def object_ids(self) -> set[str]:
         """Canonical ids of every object the batch makes part of the repository."""

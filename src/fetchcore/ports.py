@@ -66,8 +66,15 @@ class IndexRepo(Protocol):
     async def record(self, repo_id: str, batch: IndexBatch) -> None:
         """Write ``batch`` atomically: all of it or nothing. Idempotent.
 
-        The repository becomes a member of every object in ``batch.object_ids()``;
-        ``batch.branch_heads`` are set (other branches are left as they are).
+        The repository becomes a member of every object in ``batch.object_ids()``.
+        Commits, snapshots, locations and cached content already recorded are
+        never replaced (the first write of an id wins); ``batch.branch_heads``
+        overwrite those branches and leave the others as they are.
+
+        Raises:
+            InvalidRequestError: the batch fails ``batch.check()`` or holds
+                something this index cannot store (nothing is written).
+            IndexRepoError: the index failed (nothing is written).
         """
         ...
 
@@ -100,7 +107,7 @@ class IndexRepo(Protocol):
         ...
 
     async def find_locations(self, object_ids: Collection[str]) -> Mapping[str, Sequence[Location]]:
-        """Every known mpack location of the ids (canonical) that have one."""
+        """Every known mpack location of the ids (canonical) that have one, in any order."""
         ...
 
     async def branch_heads(self, repo_id: str) -> Mapping[str, str]:

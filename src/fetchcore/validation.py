@@ -6,15 +6,25 @@ any I/O, so a bad argument never reaches a store or a database.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from fetchcore.errors import InvalidRequestError
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` holds a C0 control character or DEL (NUL included)."""
+    return _CONTROL.search(text) is not None
+
 
 def check_repo_id(repo_id: str) -> str:
-    """Return ``repo_id`` if it is a non-empty string."""
-    if not isinstance(repo_id, str) or not repo_id:
-        raise InvalidRequestError(f"repo_id must be a non-empty string, not {repo_id!r:.80}")
+    """Return ``repo_id`` if it is a non-empty string without control characters."""
+    if not isinstance(repo_id, str) or not repo_id or has_control_characters(repo_id):
+        raise InvalidRequestError(
+            f"repo_id must be a non-empty string without control characters, not {repo_id!r:.80}"
+        )
     return repo_id
 
 

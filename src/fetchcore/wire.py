@@ -21,7 +21,7 @@ import msgpack
 
 from fetchcore import ids
 from fetchcore.errors import InvalidMPackError
-from fetchcore.model import ENCODINGS, Commit, Snapshot
+from fetchcore.model import ENCODINGS, Commit, Snapshot, check_name
 from fetchcore.policy import Policy
 
 _TOP_LEVEL_KEYS = ("commits", "snapshots", "blobs", "branch_heads")
@@ -236,12 +236,7 @@ class _PushParser:
             branch = self.unpacker.unpack()
             commit_id = self.unpacker.unpack()
             where = f"branch_heads[{branch!r:.80}]"
-            for value in (branch, commit_id):
-                if not isinstance(value, str) or not value or len(value) > limit:
-                    raise InvalidMPackError(
-                        where, f"branch and commit id must be strings of 1 to {limit} characters"
-                    )
-            heads[branch] = commit_id
+            heads[check_name(branch, where, limit)] = check_name(commit_id, where, limit)
         return heads
 
 

@@ -77,7 +77,9 @@ class History:
 @st.composite
 def histories(draw: st.DrawFn) -> History:
     rng = random.Random(draw(st.integers(0, 2**32)))  # cheap for hypothesis to draw
-    pushes, commits, manifests = [], [], []
+    pushes: list[bytes] = []
+    commits: list[str] = []
+    manifests: list[frozenset[str]] = []
     contents: dict[str, bytes] = {}
     manifest: dict[str, str] = {}
     for index in range(draw(st.integers(1, 4))):
@@ -122,7 +124,7 @@ class TestServeFetchUnderFaults:
         legacy = (
             everything
             if data.draw(st.booleans())
-            else data.draw(st.sets(st.sampled_from(everything)))
+            else sorted(data.draw(st.sets(st.sampled_from(everything))))
         )
         have = data.draw(st.lists(st.sampled_from(history.commits), max_size=1))
         asyncio.run(self.check(history, schedule, seed, legacy, have))

@@ -27,6 +27,8 @@ class TestCanonical:
     def test_non_strings_are_not_ids(self) -> None:
         assert not ids.is_object_id(None)
         assert not ids.is_object_id(HEX.encode())
+        with pytest.raises(InvalidRequestError):
+            ids.canonical(HEX.encode())  # type: ignore[arg-type]
 
 
 class TestMpackIds:

@@ -69,6 +69,8 @@ class TestCommitFromWire:
                 "commit.parent_commit_id",
             ),
             ({"commit_id": "c" * 300, "snapshot_id": "s"}, "commit.commit_id"),
+            ({"commit_id": "c\x00d", "snapshot_id": "s"}, "commit.commit_id"),
+            ({"commit_id": "c", "snapshot_id": "s\n"}, "commit.snapshot_id"),
         ],
     )
     def test_a_malformed_commit_names_its_entry(self, wire: Any, entry: str) -> None:
@@ -137,3 +139,42 @@ class TestIndexBatch:
             cached=[(blob_id(b"3"), b"3")],
         )
         assert batch.object_ids() == {blob_id(b"1"), blob_id(b"2"), blob_id(b"3")}
+
+
+class TestIndexBatchCheck:
+    MPACK = "sha256:" + "0" * 64
+
+    @pytest.mark.parametrize(
+        "location",
+        [
+            Location("not an mpack id", 0, 1),
+            Location(MPACK, -1, 1),
+            Location(MPACK, 0, -1),
+            Location(MPACK, True, 1),
+            Location(MPACK, 0.5, 1),  # type: ignore[arg-type]
+            Location(MPACK, 0, 1, "gzip"),
+            Location(MPACK, 0, 1, "identity", -5),
+        ],
+    )
+    def test_a_malformed_location_is_named(self, location: Location) -> None:
+        batch = IndexBatch(locations=[(blob_id(b"x"), location)])
+        with pytest.raises(InvalidRequestError, match="malformed location"):
+            batch.check()
+
+    def test_cached_content_must_be_bytes(self) -> None:
+        batch = IndexBatch(cached=[(blob_id(b"x"), "x")])
+        with pytest.raises(InvalidRequestError, match="cached content"):
+            batch.check()
+
+    def test_a_well_formed_batch_passes(self) -> None:
+        IndexBatch(
+            commits=[Commit("c", "s")],
+            snapshots=[Snapshot("s", {})],
+            locations=[(blob_id(b"x"), Location(self.MPACK, 0, 1, "zstd", 10))],
+            cached=[(blob_id(b"x"), b"x")],
+            branch_heads={"main": "c"},
+        ).check()
+
+    def test_a_non_string_id_is_an_invalid_request(self) -> None:
+        with pytest.raises(InvalidRequestError):
+            IndexBatch(locations=[(5, Location(self.MPACK))])  # type: ignore[list-item]

@@ -106,7 +106,13 @@ MALFORMED = [
     ),
     (document_with(blobs=[[]]), "blobs[0]", "must be a map"),
     (document_with(branch_heads=[]), "branch_heads", "must be a map"),
-    (document_with(branch_heads={"main": 5}), "branch_heads['main']", "strings"),
+    (document_with(branch_heads={"main": 5}), "branch_heads['main']", "non-empty string"),
+    (document_with(branch_heads={"ma\x00in": "c"}), "branch_heads['ma\\x00in']", "control"),
+    (
+        document_with(commits=[{"commit_id": "c\x00", "snapshot_id": "s"}]),
+        "commits[0].commit_id",
+        "control",
+    ),
     (document_with(commits=[]) + b"\x00", None, "trailing bytes"),
     (msgpack.packb({1: []}), None, "not a string"),
 ]

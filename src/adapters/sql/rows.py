@@ -195,16 +195,9 @@ class BatchRows:
     branch_heads: list[Row]
 
 
-def _check_types(batch: IndexBatch) -> None:
-    checks = [
-        *(isinstance(commit, Commit) for commit in batch.commits),
-        *(isinstance(snapshot, Snapshot) for snapshot in batch.snapshots),
-        *(isinstance(location, Location) for _, location in batch.locations),
-        *(isinstance(content, bytes) for _, content in batch.cached),
-        *(isinstance(fields, Mapping) for fields in _all_fields(batch)),
-    ]
-    if not all(checks):
-        raise InvalidRequestError("IndexBatch holds a value of the wrong type")
+def _check_fields(batch: IndexBatch) -> None:
+    if not all(isinstance(fields, Mapping) for fields in _all_fields(batch)):
+        raise InvalidRequestError("IndexBatch holds commit or snapshot fields that are not a map")
 
 
 def _all_fields(batch: IndexBatch) -> Iterable[object]:
@@ -236,7 +229,8 @@ def batch_rows(repo_id: str, batch: IndexBatch) -> BatchRows:
     repo_id = _text(check_repo_id(repo_id), "repo_id")
     if not isinstance(batch, IndexBatch):
         raise InvalidRequestError(f"not an IndexBatch: {type(batch).__name__}")
-    _check_types(batch)
+    batch.check()
+    _check_fields(batch)
     commits = _first_by_id(batch.commits, lambda c: _text(c.commit_id, "a commit id"))
     snapshots = _first_by_id(batch.snapshots, lambda s: _text(s.snapshot_id, "a snapshot id"))
     located = {location_row(o, location): None for o, location in batch.locations}
