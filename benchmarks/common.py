@@ -4,8 +4,8 @@ Every benchmark measures fetchcore and its baselines side by side in one run,
 on the same stack, so ratios hold even on a noisy shared machine.
 
 Baselines (what a hub would do by hand, or the old hub did):
-- ``per_object_fetch``: one ``get_object`` per blob (sequential, or N in flight),
-  each verified, then the same encode + upload as fetchcore.
+- ``adapters.baseline.per_object_fetch``: one ``get_object`` per blob
+  (sequential, or N in flight), each verified, then the same encode + upload.
 - ``raw_io_floor``: GET the covering mpacks' bytes and PUT a blob of the
   output's size with the same client: the I/O no fetch can avoid.
 """
@@ -24,11 +24,10 @@ from typing import Any
 
 import attrs
 
+from adapters.baseline import write_object_keys
 from fetchcore import IndexRepo, ObjectStore, ingest_push
-from fetchcore.content import decode_verified
-from fetchcore.ids import canonical, content_id
+from fetchcore.ids import content_id
 from fetchcore.testing import SyntheticPush, synthetic_history
-from fetchcore.wire import OutgoingBlob, encode_fetch
 
 RESULTS = Path(__file__).parent / "results"
 REPO = "bench/repo"
@@ -67,40 +66,8 @@ async def ingest_repository(
         await ingest_push(index, store, repo_id=REPO, mpack=push.data)
     if legacy_keys:
         for push in history:
-            await _put_all(store, push)
+            await write_object_keys(store, push.blobs)
     return Repository(tuple(history))
-
-
-async def _put_all(store: ObjectStore, push: SyntheticPush, in_flight: int = 32) -> None:
-    gate = asyncio.Semaphore(in_flight)
-
-    async def put(object_id: str, content: bytes) -> None:
-        async with gate:
-            await store.put_object(object_id, content)
-
-    await asyncio.gather(*(put(o, c) for o, c in push.blobs.items()))
-
-
-async def per_object_fetch(
-    index: IndexRepo, store: ObjectStore, want: Sequence[str], *, in_flight: int = 1
-) -> int:
-    """The old way: resolve, then one verified ``get_object`` per blob; encode and upload."""
-    commits = list(await index.resolve_commits(REPO, want, ()))
-    snapshots = await index.load_snapshots(REPO, {c.snapshot_id for c in commits})
-    object_ids = sorted({o for s in snapshots for o in s.object_ids})
-    gate = asyncio.Semaphore(in_flight)
-
-    async def get(object_id: str) -> OutgoingBlob:
-        async with gate:
-            data = await store.get_object(object_id)
-        assert data is not None, f"legacy key missing for {object_id}"
-        return OutgoingBlob(object_id, decode_verified(object_id, data, "identity", 1 << 30))
-
-    blobs = await asyncio.gather(*(get(object_id) for object_id in object_ids))
-    heads = await index.branch_heads(REPO)
-    document = encode_fetch(commits, snapshots, blobs, heads)
-    await store.put_mpack(content_id(document), document)
-    return len(blobs)
 
 
 async def raw_io_floor(store: ObjectStore, mpack_ids: Sequence[str], output_size: int) -> int:
@@ -163,5 +130,30 @@ def _cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-def canonical_ids(ids: Sequence[str]) -> list[str]:
-    return [canonical(i) for i in ids]
+@attrs.define
+class AlwaysUpload:
+    """A store that never admits to having an mpack, so every fetch pays for its upload
+    (otherwise repeated runs of one fetch would skip it and look cheaper than they are)."""
+
+    inner: ObjectStore
+
+    async def get_object(self, object_id: str) -> bytes | None:
+        return await self.inner.get_object(object_id)
+
+    async def put_object(self, object_id: str, data: bytes) -> None:
+        await self.inner.put_object(object_id, data)
+
+    async def get_mpack(self, mpack_id: str) -> bytes | None:
+        return await self.inner.get_mpack(mpack_id)
+
+    async def get_mpack_range(self, mpack_id: str, start: int, end: int) -> bytes | None:
+        return await self.inner.get_mpack_range(mpack_id, start, end)
+
+    async def put_mpack(self, mpack_id: str, data: bytes) -> None:
+        await self.inner.put_mpack(mpack_id, data)
+
+    async def has_mpack(self, mpack_id: str) -> bool:
+        return False
+
+    async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
+        return await self.inner.presign_mpack(mpack_id, ttl_s)

@@ -1,9 +1,11 @@
-"""A full fetch of N blobs (default 25,000 in 4 push mpacks): fetchcore vs its baselines.
+"""Full fetches of N blobs (4 KiB, zstd, in 4 push mpacks): fetchcore vs its baselines.
 
-    python benchmarks/fetch.py --stack memory --blobs 25000
+    python -m benchmarks.fetch --stack production --blobs 1000 10000 25000 100000
 
-Measured side by side in one run, on one stack: fetchcore's serve_fetch, one
-get_object per blob (sequential, and 32 in flight), and the raw I/O floor.
+For each N, on one stack and in one run, side by side: fetchcore's serve_fetch,
+one get_object per blob (sequential, and 32 in flight), and the raw I/O floor
+(GET the covering mpacks + PUT a blob of the output's size, same client).
+Every fetchcore run uploads its fetch mpack (see AlwaysUpload).
 """
 
 from __future__ import annotations
@@ -12,42 +14,44 @@ import argparse
 import asyncio
 from typing import Any
 
+from adapters.baseline import per_object_fetch
 from benchmarks.common import (
     REPO,
+    AlwaysUpload,
     covering_mpacks,
     ingest_repository,
-    per_object_fetch,
     raw_io_floor,
     timed,
     write_results,
 )
 from benchmarks.stacks import STACKS, open_stack
-from fetchcore import FetchResult, Policy, serve_fetch
+from fetchcore import FetchResult, serve_fetch
 
 
 async def measure(
     stack_name: str, blob_count: int, repeat: int, baseline_repeat: int
 ) -> dict[str, Any]:
+    """fetchcore and the baselines for one repository of ``blob_count`` blobs."""
     async with open_stack(stack_name) as (index, store):
         repository = await ingest_repository(index, store, blob_count=blob_count)
         want = [repository.head]
         results: list[FetchResult] = []
 
         async def fetchcore_fetch() -> None:
-            results.append(
-                await serve_fetch(index, store, repo_id=REPO, want=want, policy=Policy())
-            )
+            results.append(await serve_fetch(index, AlwaysUpload(store), repo_id=REPO, want=want))
 
         fetchcore_time = await timed(fetchcore_fetch, repeat)
         result = results[-1]
         mpacks = covering_mpacks(repository)
         floor = await timed(lambda: raw_io_floor(store, mpacks, result.size_bytes), repeat)
         in_flight = await timed(
-            lambda: per_object_fetch(index, store, want, in_flight=32), baseline_repeat
+            lambda: per_object_fetch(index, store, repo_id=REPO, want=want, in_flight=32),
+            baseline_repeat,
         )
-        sequential = await timed(lambda: per_object_fetch(index, store, want), baseline_repeat)
+        sequential = await timed(
+            lambda: per_object_fetch(index, store, repo_id=REPO, want=want), baseline_repeat
+        )
     return {
-        "stack": stack_name,
         "blobs": blob_count,
         "pushes": len(repository.pushes),
         "fetch_mpack_bytes": result.size_bytes,
@@ -65,35 +69,45 @@ async def measure(
     }
 
 
-def report(figures: dict[str, Any]) -> str:
+def report(stack: str, figures: dict[str, Any]) -> str:
     rows = [
         ("fetchcore", figures["fetchcore"]),
         ("one GET per blob, sequential", figures["per_object_sequential"]),
         ("one GET per blob, 32 in flight", figures["per_object_32_in_flight"]),
         ("raw I/O floor", figures["raw_io_floor"]),
     ]
-    lines = [f"{figures['blobs']:,} blobs on {figures['stack']}:"]
+    lines = [f"{figures['blobs']:,} blobs on {stack}:"]
     lines += [
         f"  {name:<32} {row['best_s']:8.3f} s  {row['requests']:>7,} requests" for name, row in rows
     ]
     lines.append(
-        f"  fetchcore is {figures['speedup_vs_sequential']:.1f}x the sequential baseline, "
-        f"{figures['speedup_vs_32_in_flight']:.1f}x the 32-in-flight one, "
+        f"  fetchcore: {figures['speedup_vs_sequential']:.1f}x faster than sequential, "
+        f"{figures['speedup_vs_32_in_flight']:.1f}x than 32 in flight, "
         f"{figures['times_the_floor']:.2f}x the raw I/O floor"
     )
     return "\n".join(lines)
 
 
+async def measure_all(
+    stack: str, sizes: list[int], repeat: int, baseline_repeat: int
+) -> list[dict[str, Any]]:
+    runs = []
+    for size in sizes:
+        figures = await measure(stack, size, repeat, baseline_repeat)
+        print(report(stack, figures), flush=True)
+        runs.append(figures)
+    return runs
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", choices=sorted(STACKS), default="memory")
-    parser.add_argument("--blobs", type=int, default=25_000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--stack", choices=sorted(STACKS), default="production")
+    parser.add_argument("--blobs", type=int, nargs="+", default=[25_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline-repeat", type=int, default=1)
     args = parser.parse_args()
-    figures = asyncio.run(measure(args.stack, args.blobs, args.repeat, args.baseline_repeat))
-    write_results(f"fetch_{args.stack}_{args.blobs}", figures)
-    print(report(figures))
+    runs = asyncio.run(measure_all(args.stack, args.blobs, args.repeat, args.baseline_repeat))
+    write_results(f"fetch_{args.stack}", {"stack": args.stack, "runs": runs})
 
 
 if __name__ == "__main__":

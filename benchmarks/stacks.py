@@ -1,17 +1,33 @@
 """The stacks benchmarks run on: an index and an object store, opened and cleaned up.
 
 - ``memory``: the in-memory adapters (no I/O: the cost of fetchcore itself).
+- ``embedded``: SQLite + a local directory, in a temporary directory.
+- ``production``: PostgreSQL (a scratch database on ``FETCHCORE_PG_URL``, dropped
+  afterwards) + S3 (a SeaweedFS started on loopback for the run, or
+  ``FETCHCORE_S3_ENDPOINT``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from pathlib import Path
 
+import asyncpg
+import sqlalchemy as sa
+
+from adapters.filesystem import FilesystemObjectStore
 from adapters.memory import MemoryIndexRepo, MemoryObjectStore
+from adapters.s3 import S3ObjectStore
+from adapters.seaweed import S3Endpoint, running_seaweed
+from adapters.sql import SqlIndexRepo
 from fetchcore import IndexRepo, ObjectStore
 
 Stack = tuple[IndexRepo, ObjectStore]
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 @asynccontextmanager
@@ -19,8 +35,75 @@ async def memory_stack() -> AsyncIterator[Stack]:
     yield MemoryIndexRepo(), MemoryObjectStore()
 
 
+@asynccontextmanager
+async def embedded_stack() -> AsyncIterator[Stack]:
+    with tempfile.TemporaryDirectory(prefix="fetchcore-bench-") as directory:
+        url = f"sqlite+aiosqlite:///{Path(directory) / 'index.sqlite'}"
+        async with SqlIndexRepo.connect(url, create_schema=True) as index:
+            yield index, FilesystemObjectStore(Path(directory) / "store")
+
+
+@asynccontextmanager
+async def scratch_postgres() -> AsyncIterator[str]:
+    """A new database on the benchmark server, dropped on exit; yields its URL."""
+    server = sa.make_url(os.environ.get("FETCHCORE_PG_URL", DEFAULT_PG_URL))
+    admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"fetchcore_bench_{secrets.token_hex(4)}"
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.close()
+
+
+@contextmanager
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    """``FETCHCORE_S3_ENDPOINT`` if set, else a SeaweedFS of our own for the run."""
+    external = os.environ.get("FETCHCORE_S3_ENDPOINT")
+    if external:
+        yield S3Endpoint(
+            external,
+            os.environ.get("FETCHCORE_S3_ACCESS_KEY", ""),
+            os.environ.get("FETCHCORE_S3_SECRET_KEY", ""),
+        )
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="fetchcore-bench-s3-") as directory,
+        running_seaweed(Path(directory)) as server,
+    ):
+        yield server.endpoint
+
+
+def s3_store(endpoint: S3Endpoint, bucket: str) -> AbstractAsyncContextManager[S3ObjectStore]:
+    """A store on ``bucket`` (created if missing) at ``endpoint``."""
+    return S3ObjectStore.connect(
+        bucket=bucket,
+        endpoint_url=endpoint.url,
+        access_key_id=endpoint.access_key_id or None,
+        secret_access_key=endpoint.secret_access_key or None,
+        region=endpoint.region,
+        prefix=f"bench-{secrets.token_hex(4)}/",
+        create_bucket=True,
+    )
+
+
+@asynccontextmanager
+async def production_stack() -> AsyncIterator[Stack]:
+    with s3_endpoint() as endpoint:
+        async with (
+            scratch_postgres() as url,
+            SqlIndexRepo.connect(url, create_schema=True) as index,
+            s3_store(endpoint, "fetchcore-bench") as store,
+        ):
+            yield index, store
+
+
 STACKS: dict[str, Callable[[], AbstractAsyncContextManager[Stack]]] = {
     "memory": memory_stack,
+    "embedded": embedded_stack,
+    "production": production_stack,
 }
 
 
