@@ -30,7 +30,31 @@ Assigned = dict[str, Location]
 
 
 def _read_only(blobs: Mapping[str, Location]) -> Mapping[str, Location]:
+    if isinstance(blobs, MappingProxyType):
+        return blobs  # already read-only (the planner hands over its own dicts this way)
     return MappingProxyType(dict(blobs))
+
+
+@attrs.define(slots=True)
+class _Home:
+    """The blobs assigned to one mpack so far, with totals kept as they come in
+    (a second pass over a large fetch's locations would cost a cache miss per blob)."""
+
+    blobs: Assigned = attrs.field(factory=dict)
+    stored: int = 0
+    size: int | None = None
+    offsets_known: bool = True
+
+    def add(self, object_id: str, location: Location) -> None:
+        self.blobs[object_id] = location
+        if location.length is None or location.offset is None:
+            self.offsets_known = False
+        else:
+            self.stored += location.length
+        if location.mpack_size is not None and (
+            self.size is None or location.mpack_size > self.size
+        ):
+            self.size = location.mpack_size
 
 
 @attrs.frozen
@@ -106,7 +130,7 @@ def plan_fetch(
     from_cache: list[str] = []
     legacy: list[str] = []
     unresolved: list[str] = []
-    sole_home: dict[str, Assigned] = {}
+    sole_home: dict[str, _Home] = {}
     many_homes: list[tuple[str, dict[str, Location]]] = []
     # The hot loop of a large fetch: one pass, the common case (one location) inline.
     # Order does not matter here; every list is sorted before it leaves.
@@ -120,19 +144,22 @@ def plan_fetch(
             unresolved.append(object_id)
         elif len(candidates) == 1:
             location = candidates[0]
-            if location.mpack_id in excluded:
+            mpack_id = location.mpack_id
+            home = sole_home.get(mpack_id)
+            if home is not None:
+                home.add(object_id, location)
+            elif mpack_id in excluded:
                 legacy.append(object_id)
-            elif location.mpack_id in sole_home:
-                sole_home[location.mpack_id][object_id] = location
             else:
-                sole_home[location.mpack_id] = {object_id: location}
+                sole_home[mpack_id] = home = _Home()
+                home.add(object_id, location)
         else:
             homes = _homes(candidates, excluded)
             if not homes:
                 legacy.append(object_id)
             elif len(homes) == 1:
                 ((mpack_id, location),) = homes.items()
-                sole_home.setdefault(mpack_id, {})[object_id] = location
+                sole_home.setdefault(mpack_id, _Home()).add(object_id, location)
             else:
                 many_homes.append((object_id, homes))
     assigned = _assign_shared(sole_home, many_homes)
@@ -159,8 +186,8 @@ def _homes(candidates: Sequence[Location], excluded: frozenset[str]) -> dict[str
 
 
 def _assign_shared(
-    sole_home: dict[str, Assigned], many_homes: list[tuple[str, dict[str, Location]]]
-) -> dict[str, Assigned]:
+    sole_home: dict[str, _Home], many_homes: list[tuple[str, dict[str, Location]]]
+) -> dict[str, _Home]:
     """Give each blob with several homes to an mpack that is read anyway, else greedily."""
     assigned = sole_home
     uncovered: dict[str, dict[str, Location]] = {}
@@ -168,11 +195,13 @@ def _assign_shared(
         taken = [mpack_id for mpack_id in homes if mpack_id in assigned]
         if taken:
             chosen = min(taken)
-            assigned[chosen][object_id] = homes[chosen]
+            assigned[chosen].add(object_id, homes[chosen])
         else:
             uncovered[object_id] = homes
     for mpack_id, object_ids in _greedy_cover(uncovered):
-        assigned[mpack_id] = {o: uncovered[o][mpack_id] for o in object_ids}
+        home = assigned[mpack_id] = _Home()
+        for object_id in object_ids:
+            home.add(object_id, uncovered[object_id][mpack_id])
     return assigned
 
 
@@ -211,25 +240,12 @@ def mpack_size(locations: Iterable[Location]) -> int | None:
     )
 
 
-def _stored_layout(blobs: Assigned) -> tuple[int, int | None] | None:
-    """(total stored length, mpack size if known), or None if some offset is unknown."""
-    total = 0
-    size: int | None = None
-    for location in blobs.values():
-        if location.offset is None or location.length is None:
-            return None
-        total += location.length
-        if location.mpack_size is not None and (size is None or location.mpack_size > size):
-            size = location.mpack_size
-    return total, size
-
-
-def _read_for(mpack_id: str, blobs: Assigned, policy: Policy) -> MPackRead:
-    layout = _stored_layout(blobs)
-    if layout is None:
+def _read_for(mpack_id: str, home: _Home, policy: Policy) -> MPackRead:
+    blobs = MappingProxyType(home.blobs)
+    if not home.offsets_known:
         return MPackRead(mpack_id, blobs, None, "whole: some offsets are unknown")
-    stored, size = layout
-    if size is not None and (verdict := _dense_verdict(size, stored, policy)):
+    size = home.size
+    if size is not None and (verdict := _dense_verdict(size, home.stored, policy)):
         return MPackRead(mpack_id, blobs, None, verdict)
     spans = [location.span for location in blobs.values()]
     clusters = _clusters([span for span in spans if span is not None and span[0] < span[1]])

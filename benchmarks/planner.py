@@ -1,0 +1,100 @@
+"""The pure planner: time per blob at 10k, 100k and 1M needed blobs over 1,000 mpacks.
+
+    python -m benchmarks.planner
+
+Two layouts: dense (every blob of every mpack is needed: whole reads) and
+sparse (every 10th blob: ranged reads). Targets: 1M blobs <= 2 s; time per
+blob flat from 10k to 1M (within 1.5x). For scale, the same run also times the
+simplest loop that any planner must make: one dict lookup per needed blob.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.common import write_results
+from fetchcore import Location, plan_fetch
+from fetchcore.testing import fake_id
+
+MPACKS = 1_000
+BLOB_BYTES = 4_096
+HEADER_BYTES = 80
+
+
+def layout(needed: int, every: int) -> dict[str, list[Location]]:
+    """Locations of ``needed`` blobs spread over MPACKS mpacks, every ``every``-th slot."""
+    mpack_ids = [fake_id(f"mpack-{m}") for m in range(MPACKS)]
+    per_mpack = needed // MPACKS * every
+    size = per_mpack * (BLOB_BYTES + HEADER_BYTES) + HEADER_BYTES
+    locations = {}
+    for index in range(needed):
+        slot = (index // MPACKS) * every
+        offset = HEADER_BYTES + slot * (BLOB_BYTES + HEADER_BYTES)
+        object_id = "sha256:" + hashlib.sha256(index.to_bytes(8, "big")).hexdigest()
+        locations[object_id] = [
+            Location(mpack_ids[index % MPACKS], offset, BLOB_BYTES, "zstd", size)
+        ]
+    return locations
+
+
+def best_of(run: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def measure(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    for name, every in (("dense", 1), ("sparse", 10)):
+        for needed in sizes:
+            locations = layout(needed, every)
+            keys = locations.keys()
+            plan = plan_fetch(keys, locations=locations)
+            seconds = best_of(lambda: plan_fetch(keys, locations=locations), repeat)
+            floor = best_of(lambda: [locations.get(k) for k in keys], repeat)
+            rows.append(
+                {
+                    "layout": name,
+                    "needed": needed,
+                    "seconds": seconds,
+                    "us_per_blob": seconds / needed * 1e6,
+                    "dict_lookup_us_per_blob": floor / needed * 1e6,
+                    "requests": plan.request_count,
+                    "whole_reads": sum(read.whole for read in plan.reads),
+                }
+            )
+            print(
+                f"{name:>6} {needed:>9,} blobs: {seconds:6.3f} s, "
+                f"{rows[-1]['us_per_blob']:.2f} us/blob (a bare dict lookup: "
+                f"{rows[-1]['dict_lookup_us_per_blob']:.2f}), {plan.request_count:,} requests",
+                flush=True,
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    rows = measure(args.sizes, args.repeat)
+    flatness = {}
+    for name in ("dense", "sparse"):
+        per_blob = [row["us_per_blob"] for row in rows if row["layout"] == name]
+        flatness[name] = max(per_blob) / min(per_blob)
+    write_results("planner", {"mpacks": MPACKS, "runs": rows, "per_blob_spread": flatness})
+    print(
+        "per-blob time, largest over smallest: "
+        + ", ".join(f"{k} {v:.2f}x" for k, v in flatness.items())
+    )
+
+
+if __name__ == "__main__":
+    main()
