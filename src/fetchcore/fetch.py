@@ -89,11 +89,11 @@ class _Sources:
 
 
 async def _find_sources(index: IndexRepo, spelled: Mapping[str, str]) -> _Sources:
-    """Cache entries of the needed blobs, and locations of the others (constant round trips)."""
+    """Cache entries and locations of the needed blobs: two lookups, side by side."""
     needed = list(spelled)
-    cache = await index.find_cached(needed) if needed else {}
-    uncached = [object_id for object_id in needed if object_id not in cache]
-    locations = await index.find_locations(uncached) if uncached else {}
+    if not needed:
+        return _Sources({}, {})
+    cache, locations = await asyncio.gather(index.find_cached(needed), index.find_locations(needed))
     return _Sources(cache, locations)
 
 

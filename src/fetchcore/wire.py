@@ -276,7 +276,7 @@ def _pack(value: Any) -> bytes:
     return packed
 
 
-_BLOB_KEYS = _pack("content"), _pack("encoding"), _pack("object_id")
+_CONTENT_KEY, _ENCODING_KEY, _ID_KEY = _pack("content"), _pack("encoding"), _pack("object_id")
 
 
 @attrs.frozen
@@ -288,13 +288,17 @@ class OutgoingBlob:
     encoding: str = "identity"
 
 
-def _blob_pieces(blob: OutgoingBlob) -> list[bytes | memoryview]:
-    content_key, encoding_key, id_key = _BLOB_KEYS
+_IDENTITY_HEAD = b"\x82" + _CONTENT_KEY  # a map of two: content, object_id
+_ENCODED_HEAD = b"\x83" + _CONTENT_KEY  # a map of three: content, encoding, object_id
+
+
+def _blob_pieces(blob: OutgoingBlob) -> tuple[bytes, bytes | memoryview, bytes]:
+    """The blob's map as (head, content, tail): the content itself is not copied here."""
+    tail = _ID_KEY + _pack(blob.object_id)
     if blob.encoding == "identity":
-        head = [b"\x82", content_key, _bin_header(len(blob.content))]
-        return [*head, blob.content, id_key, _pack(blob.object_id)]
-    head = [b"\x83", content_key, _bin_header(len(blob.content))]
-    return [*head, blob.content, encoding_key, _pack(blob.encoding), id_key, _pack(blob.object_id)]
+        return _IDENTITY_HEAD + _bin_header(len(blob.content)), blob.content, tail
+    head = _ENCODED_HEAD + _bin_header(len(blob.content))
+    return head, blob.content, _ENCODING_KEY + _pack(blob.encoding) + tail
 
 
 def _digest_order(blob: OutgoingBlob) -> str:
