@@ -33,3 +33,45 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the library, the tests and the benchmarks."""
     session.install("-e", ".[typecheck]")
     session.run("mypy", "--strict", *SOURCES[:-1])
+
+
+BENCHMARKS = [
+    ("benchmarks.fetch", "--stack", "production", "--blobs", "1000", "10000", "25000", "100000"),
+    ("benchmarks.fetch", "--stack", "memory", "--blobs", "25000"),
+    ("benchmarks.fetch", "--stack", "embedded", "--blobs", "25000"),
+    ("benchmarks.sparse", "--stack", "production"),
+    ("benchmarks.ingest", "--stack", "production"),
+    ("benchmarks.planner",),
+    ("benchmarks.round_trips", "--stack", "production"),
+    ("benchmarks.memory_peak",),
+    ("benchmarks.sql_index",),
+    ("benchmarks.object_store",),
+    ("benchmarks.plot", "--stack", "production"),
+    ("benchmarks.table", "--readme"),
+]
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every figure of SPEC §6, fetchcore and its baselines side by side; results in
+    benchmarks/results/ (JSON) and the plot the README shows. ``nox -s bench -- planner``
+    runs only the benchmarks whose module name contains "planner"."""
+    session.install("-e", ".[bench]")
+    for module, *arguments in BENCHMARKS:
+        if not session.posargs or any(word in module for word in session.posargs):
+            session.run("python", "-m", module, *arguments)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The demo: a synthetic repository ingested and fetched on the embedded default."""
+    session.install("-e", ".[sql,s3]")
+    session.run("fetchcore", "demo", *session.posargs)
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """A long fuzz of the push parser (FETCHCORE_FUZZ_EXAMPLES cases per fuzz test)."""
+    session.install("-e", ".[test]")
+    session.env["FETCHCORE_FUZZ_EXAMPLES"] = session.env.get("FETCHCORE_FUZZ_EXAMPLES", "500000")
+    session.run("pytest", "tests/unit/test_wire.py", "-k", "Fuzz", "-p", "no:cacheprovider")

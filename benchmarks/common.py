@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from adapters.baseline import write_object_keys
+from adapters.wrapping import ObjectStoreWrapper
 from fetchcore import IndexRepo, ObjectStore, ingest_push
 from fetchcore.ids import content_id
 from fetchcore.testing import SyntheticPush, synthetic_history
@@ -131,29 +132,9 @@ def _cpu_count() -> int:
 
 
 @attrs.define
-class AlwaysUpload:
+class AlwaysUpload(ObjectStoreWrapper):
     """A store that never admits to having an mpack, so every fetch pays for its upload
     (otherwise repeated runs of one fetch would skip it and look cheaper than they are)."""
 
-    inner: ObjectStore
-
-    async def get_object(self, object_id: str) -> bytes | None:
-        return await self.inner.get_object(object_id)
-
-    async def put_object(self, object_id: str, data: bytes) -> None:
-        await self.inner.put_object(object_id, data)
-
-    async def get_mpack(self, mpack_id: str) -> bytes | None:
-        return await self.inner.get_mpack(mpack_id)
-
-    async def get_mpack_range(self, mpack_id: str, start: int, end: int) -> bytes | None:
-        return await self.inner.get_mpack_range(mpack_id, start, end)
-
-    async def put_mpack(self, mpack_id: str, data: bytes) -> None:
-        await self.inner.put_mpack(mpack_id, data)
-
     async def has_mpack(self, mpack_id: str) -> bool:
         return False
-
-    async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
-        return await self.inner.presign_mpack(mpack_id, ttl_s)

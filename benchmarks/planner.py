@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import write_results
-from fetchcore import Location, plan_fetch
+from fetchcore import FetchPlan, Location, plan_fetch
 from fetchcore.testing import fake_id
 
 MPACKS = 1_000
@@ -50,15 +50,23 @@ def best_of(run: Callable[[], object], repeat: int) -> float:
     return best
 
 
+def time_planning(
+    locations: dict[str, list[Location]], repeat: int
+) -> tuple[FetchPlan, float, float]:
+    """The plan, the best time to make it, and the best time of a bare lookup loop."""
+    keys = locations.keys()
+    plan = plan_fetch(keys, locations=locations)
+    seconds = best_of(lambda: plan_fetch(keys, locations=locations), repeat)
+    floor = best_of(lambda: [locations.get(k) for k in keys], repeat)
+    return plan, seconds, floor
+
+
 def measure(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
     rows = []
     for name, every in (("dense", 1), ("sparse", 10)):
         for needed in sizes:
             locations = layout(needed, every)
-            keys = locations.keys()
-            plan = plan_fetch(keys, locations=locations)
-            seconds = best_of(lambda: plan_fetch(keys, locations=locations), repeat)
-            floor = best_of(lambda: [locations.get(k) for k in keys], repeat)
+            plan, seconds, floor = time_planning(locations, repeat)
             rows.append(
                 {
                     "layout": name,

@@ -36,8 +36,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -156,22 +156,8 @@ async def timed(run: Callable[[], Awaitable[object]]) -> Run:
     return time.perf_counter() - started, GC_CLOCK.total_s - collecting_before
 
 
-@contextmanager
-def counting_statements(index: SqlIndexRepo) -> Iterator[list[str]]:
-    sent: list[str] = []
-
-    def count(*args: Any) -> None:
-        sent.append(str(args[2]))
-
-    sa.event.listen(index.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        sa.event.remove(index.engine.sync_engine, "before_cursor_execute", count)
-
-
 async def statement_count(index: SqlIndexRepo, run: Callable[[], Awaitable[object]]) -> int:
-    with counting_statements(index) as sent:
+    with index.statements() as sent:
         await run()
     return len([statement for statement in sent if not statement.startswith("BEGIN")])
 

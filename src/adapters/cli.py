@@ -317,7 +317,9 @@ Command = Callable[[argparse.Namespace, Progress], Coroutine[Any, Any, None]]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fetchcore", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="fetchcore", description="Ingest, fetch, plan and demo, over any index and store."
+    )
     parser.add_argument(
         "--index",
         default=os.environ.get("FETCHCORE_INDEX", default_index_url()),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -56,20 +57,6 @@ class Want:
     """canonical id -> the id as the manifest wrote it, for every needed blob."""
     accept_zstd: bool = False
     """pass zstd-stored content through (still verified) instead of decoding it."""
-
-
-@attrs.define
-class _Tally:
-    cache_hits: int = 0
-    mpack_gets: int = 0
-    range_gets: int = 0
-    object_gets: int = 0
-    bytes_read: int = 0
-    retries: int = 0
-    failed_sources: int = 0
-
-    def freeze(self) -> FetchStats:
-        return FetchStats(**attrs.asdict(self))
 
 
 @attrs.define
@@ -149,7 +136,8 @@ class _Gather:
     store: ObjectStore
     want: Want
     policy: Policy
-    tally: _Tally = attrs.field(factory=_Tally)
+    tally: Counter[str] = attrs.field(factory=Counter)
+    """What was asked of the store: counts named like the fields of FetchStats."""
     served: dict[str, OutgoingBlob] = attrs.field(factory=dict)
     unavailable: set[str] = attrs.field(factory=set)
     worker: ThreadPoolExecutor = attrs.field(
@@ -171,16 +159,16 @@ class _Gather:
         """
         for attempt in range(self.policy.read_attempts):
             if attempt:
-                self.tally.retries += 1
+                self.tally["retries"] += 1
                 await asyncio.sleep(self._backoff(attempt))
-            setattr(self.tally, counter, getattr(self.tally, counter) + 1)
+            self.tally[counter] += 1
             try:
                 async with self.gate, asyncio.timeout(self.policy.request_timeout_s):
                     data = await request()
             except (StorageError, TimeoutError):
                 continue
             if data is not None:
-                self.tally.bytes_read += len(data)
+                self.tally["bytes_read"] += len(data)
             return data
         return None
 
@@ -197,7 +185,7 @@ class _Gather:
     async def _read_whole(self, read: MPackRead) -> list[str]:
         data = await self._request("mpack_gets", lambda: self.store.get_mpack(read.mpack_id))
         if data is None:
-            self.tally.failed_sources += 1
+            self.tally["failed_sources"] += 1
             return list(read.blobs)
         extracted = await self._off_loop(
             lambda: _extract_whole(data, read.blobs, self.want, self.policy)
@@ -222,7 +210,7 @@ class _Gather:
             "range_gets", lambda: self.store.get_mpack_range(mpack_id, start, end)
         )
         if data is None:
-            self.tally.failed_sources += 1
+            self.tally["failed_sources"] += 1
             return list(blobs)
         extracted = await self._off_loop(
             lambda: _extract(data, start, blobs, self.want, self.policy)
@@ -231,7 +219,7 @@ class _Gather:
 
     def _keep(self, extracted: _Extracted) -> list[str]:
         if extracted.failed:
-            self.tally.failed_sources += 1
+            self.tally["failed_sources"] += 1
         self.served.update(extracted.served)
         return extracted.failed
 
@@ -309,7 +297,7 @@ async def gather_blobs(
     plan = attrs.evolve(plan, legacy=plan.legacy + plan.unresolved, unresolved=())
     gather = _Gather(store, want, policy)
     gather.served.update(cached)
-    gather.tally.cache_hits = len(cached)
+    gather.tally["cache_hits"] = len(cached)
     try:
         async with asyncio.timeout(policy.deadline_s):
             await gather.run(plan, locations)
@@ -319,4 +307,4 @@ async def gather_blobs(
         gather.worker.shutdown(wait=False, cancel_futures=True)
     if gather.unavailable:
         raise ObjectUnavailableError(want.spelled[o] for o in gather.unavailable)
-    return gather.served, gather.tally.freeze()
+    return gather.served, FetchStats(**gather.tally)

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 import msgpack
 import pytest
 
+from adapters.wrapping import IndexRepoWrapper
 from fetchcore import (
-    Commit,
     IndexBatch,
-    IndexRepo,
     IndexRepoError,
     InvalidMPackError,
-    Location,
     Policy,
-    Snapshot,
     UnknownCommitError,
     ingest_push,
     serve_fetch,
@@ -126,6 +122,17 @@ class TestConnectivity:
             await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
         assert raised.value.missing_ids == ("no such snapshot",)
 
+    async def test_a_snapshot_of_another_repository_cannot_be_claimed(self, stack: Stack) -> None:
+        theirs, _ = push_of("theirs", {"secret": content("secret")})
+        await ingest_push(stack.index, stack.store, repo_id=OTHER, mpack=theirs)
+        claim = encode_push(
+            commits=[commit_entry("mine", fake_id("snap-theirs"))], branch_heads={"main": "mine"}
+        )
+        with pytest.raises(InvalidMPackError) as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=claim)
+        assert raised.value.missing_ids == (fake_id("snap-theirs"),)
+        await assert_nothing_written(stack, claim, "mine")
+
     async def test_a_branch_head_at_an_unknown_commit_is_refused(self, stack: Stack) -> None:
         data = encode_push(branch_heads={"main": "nowhere"})
         with pytest.raises(InvalidMPackError) as raised:
@@ -153,38 +160,11 @@ class TestConnectivity:
 
 
 @attrs.define
-class FailingRecord:
+class FailingRecord(IndexRepoWrapper):
     """An index whose ``record`` fails (as a database that went away would)."""
-
-    inner: IndexRepo
 
     async def record(self, repo_id: str, batch: IndexBatch) -> None:
         raise IndexRepoError("the database went away")
-
-    async def resolve_commits(
-        self, repo_id: str, want: Collection[str], have: Collection[str]
-    ) -> Sequence[Commit]:
-        return await self.inner.resolve_commits(repo_id, want, have)
-
-    async def load_commits(self, repo_id: str, commit_ids: Collection[str]) -> Sequence[Commit]:
-        return await self.inner.load_commits(repo_id, commit_ids)
-
-    async def load_snapshots(
-        self, repo_id: str, snapshot_ids: Collection[str]
-    ) -> Sequence[Snapshot]:
-        return await self.inner.load_snapshots(repo_id, snapshot_ids)
-
-    async def known_objects(self, repo_id: str, object_ids: Collection[str]) -> Collection[str]:
-        return await self.inner.known_objects(repo_id, object_ids)
-
-    async def find_cached(self, object_ids: Collection[str]) -> Mapping[str, bytes]:
-        return await self.inner.find_cached(object_ids)
-
-    async def find_locations(self, object_ids: Collection[str]) -> Mapping[str, Sequence[Location]]:
-        return await self.inner.find_locations(object_ids)
-
-    async def branch_heads(self, repo_id: str) -> Mapping[str, str]:
-        return await self.inner.branch_heads(repo_id)
 
 
 class TestWriteOrder:

@@ -15,8 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -262,23 +261,8 @@ class TestMigrations:
 # ── round trips ──────────────────────────────────────────────────────────────
 
 
-@contextmanager
-def counting_statements(index: SqlIndexRepo) -> Iterator[list[str]]:
-    """Every statement the index sends while the block runs."""
-    sent: list[str] = []
-
-    def count(*args: Any) -> None:
-        sent.append(str(args[2]))
-
-    sa.event.listen(index.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        sa.event.remove(index.engine.sync_engine, "before_cursor_execute", count)
-
-
 async def statements_for(index: SqlIndexRepo, call: Callable[[], Awaitable[object]]) -> int:
-    with counting_statements(index) as sent:
+    with index.statements() as sent:
         await call()
     return len(sent)
 
@@ -331,7 +315,7 @@ class TestRoundTrips:
         commits = commits_in_a_row(3_000)
         await sql_index.record(REPO, IndexBatch(commits=commits))
         tip, middle = commits[-1].commit_id, commits[1_500].commit_id
-        with counting_statements(sql_index) as sent:
+        with sql_index.statements() as sent:
             resolved = await sql_index.resolve_commits(REPO, [tip], [middle])
         assert len(resolved) == 1_499
         assert len([s for s in sent if not s.startswith("BEGIN")]) == 2
@@ -346,7 +330,7 @@ class TestRoundTrips:
             cached=[(blob_id(b"x"), b"x")],
             branch_heads={"main": commit.commit_id},
         )
-        with counting_statements(sql_index) as sent:
+        with sql_index.statements() as sent:
             await sql_index.record(REPO, batch)
         assert len([s for s in sent if not s.startswith("BEGIN")]) == 7
 
@@ -358,7 +342,7 @@ class TestRoundTrips:
                 REPO, IndexBatch(locations=[(o, Location(MPACK)) for o in object_ids])
             )
             narrow = attrs.evolve(index, dialect=Sqlite(variable_limit=116))  # 100 ids a query
-            with counting_statements(narrow) as sent:
+            with narrow.statements() as sent:
                 found = await narrow.find_locations(object_ids)
         assert set(found) == set(object_ids)
         assert len([s for s in sent if not s.startswith("BEGIN")]) == 5

@@ -11,6 +11,7 @@ import pytest
 from adapters.faults import Faults, FaultyObjectStore
 from adapters.memory import MemoryObjectStore
 from adapters.recording import RecordingObjectStore
+from adapters.wrapping import ObjectStoreWrapper
 from fetchcore import (
     FetchDeadlineError,
     FetchNotIndexedError,
@@ -196,10 +197,9 @@ class TestResilience:
 
 
 @attrs.define
-class InFlightCounter:
+class InFlightCounter(ObjectStoreWrapper):
     """A store that holds each read a moment and remembers the most reads at once."""
 
-    inner: MemoryObjectStore
     current: int = 0
     peak: int = 0
 
@@ -213,20 +213,8 @@ class InFlightCounter:
     async def get_object(self, object_id: str) -> bytes | None:
         return await self._held(await self.inner.get_object(object_id))
 
-    async def put_object(self, object_id: str, data: bytes) -> None:
-        await self.inner.put_object(object_id, data)
-
     async def get_mpack(self, mpack_id: str) -> bytes | None:
         return await self._held(await self.inner.get_mpack(mpack_id))
 
     async def get_mpack_range(self, mpack_id: str, start: int, end: int) -> bytes | None:
         return await self._held(await self.inner.get_mpack_range(mpack_id, start, end))
-
-    async def put_mpack(self, mpack_id: str, data: bytes) -> None:
-        await self.inner.put_mpack(mpack_id, data)
-
-    async def has_mpack(self, mpack_id: str) -> bool:
-        return await self.inner.has_mpack(mpack_id)
-
-    async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
-        return await self.inner.presign_mpack(mpack_id, ttl_s)

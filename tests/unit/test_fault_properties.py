@@ -19,14 +19,12 @@ from hypothesis import strategies as st
 
 from adapters.faults import Faults, FaultyObjectStore
 from adapters.memory import MemoryIndexRepo, MemoryObjectStore
+from adapters.wrapping import IndexRepoWrapper
 from fetchcore import (
-    Commit,
     FetchError,
     IndexBatch,
     IndexRepoError,
-    Location,
     Policy,
-    Snapshot,
     ingest_push,
     serve_fetch,
 )
@@ -162,42 +160,16 @@ class TestServeFetchUnderFaults:
 
 
 @attrs.define
-class FlakyIndex:
-    """A memory index whose ``record`` fails with some probability, before writing."""
+class FlakyIndex(IndexRepoWrapper):
+    """An index whose ``record`` fails with some probability, before writing."""
 
-    inner: MemoryIndexRepo
-    rng: random.Random
-    failure: float
+    rng: random.Random = attrs.field(kw_only=True)
+    failure: float = attrs.field(kw_only=True)
 
     async def record(self, repo_id: str, batch: IndexBatch) -> None:
         if self.rng.random() < self.failure:
             raise IndexRepoError("injected: the database went away")
         await self.inner.record(repo_id, batch)
-
-    async def resolve_commits(
-        self, repo_id: str, want: Collection[str], have: Collection[str]
-    ) -> Sequence[Commit]:
-        return await self.inner.resolve_commits(repo_id, want, have)
-
-    async def load_commits(self, repo_id: str, commit_ids: Collection[str]) -> Sequence[Commit]:
-        return await self.inner.load_commits(repo_id, commit_ids)
-
-    async def load_snapshots(
-        self, repo_id: str, snapshot_ids: Collection[str]
-    ) -> Sequence[Snapshot]:
-        return await self.inner.load_snapshots(repo_id, snapshot_ids)
-
-    async def known_objects(self, repo_id: str, object_ids: Collection[str]) -> Collection[str]:
-        return await self.inner.known_objects(repo_id, object_ids)
-
-    async def find_cached(self, object_ids: Collection[str]) -> Mapping[str, bytes]:
-        return await self.inner.find_cached(object_ids)
-
-    async def find_locations(self, object_ids: Collection[str]) -> Mapping[str, Sequence[Location]]:
-        return await self.inner.find_locations(object_ids)
-
-    async def branch_heads(self, repo_id: str) -> Mapping[str, str]:
-        return await self.inner.branch_heads(repo_id)
 
 
 class TestIngestUnderFaults:
@@ -212,7 +184,7 @@ class TestIngestUnderFaults:
         self, history: History, schedule: dict[str, Faults], seed: int, failure: float
     ) -> None:
         index, store = MemoryIndexRepo(), MemoryObjectStore()
-        flaky = FlakyIndex(index, random.Random(seed), failure)
+        flaky = FlakyIndex(index, rng=random.Random(seed), failure=failure)
         faulty = FaultyObjectStore(store, faults=schedule, seed=seed)
         for data, commit_id in zip(history.pushes, history.commits, strict=True):
             before = copy.deepcopy(attrs.asdict(index, recurse=False))

@@ -23,10 +23,16 @@ from collections.abc import (
     Callable,
     Collection,
     Coroutine,
+    Iterator,
     Mapping,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
@@ -109,6 +115,20 @@ class SqlIndexRepo:
         """
         async with self._exclusive():
             await upgrade_engine(self.engine, self.dialect)
+
+    @contextmanager
+    def statements(self) -> Iterator[list[str]]:
+        """Every SQL statement this index sends while the block runs (to count round trips)."""
+        sent: list[str] = []
+
+        def count(*args: Any) -> None:
+            sent.append(str(args[2]))
+
+        sa.event.listen(self.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            yield sent
+        finally:
+            sa.event.remove(self.engine.sync_engine, "before_cursor_execute", count)
 
     # ── writing ──────────────────────────────────────────────────────────────
 
