@@ -32,7 +32,9 @@ async def measure(stack: str, blob_count: int, repeat: int) -> dict[str, Any]:
     runs = []
     for _ in range(repeat):
         async with open_stack(stack) as (index, store):
-            # Each run on a fresh stack: a second ingest of the same push is a no-op.
+            # Each run on a fresh stack (a second ingest of the same push is a no-op),
+            # warmed up first: a new SeaweedFS allocates its volumes on the first write.
+            await warm_up(store)
             runs.append(
                 await timed(lambda: ingest_push(index, store, repo_id=REPO, mpack=push.data), 1)
             )

@@ -158,15 +158,19 @@ async def ingest_push(
         raise InvalidMPackError(None, f"must be bytes, not {type(mpack).__name__}")
     data = bytes(mpack)
     document = await asyncio.to_thread(wire.parse_push, data, policy)
-    mpack_id, cached = await asyncio.gather(
-        asyncio.to_thread(ids.content_id, data),  # one long hash: it holds no GIL meanwhile
+    # Independent work side by side: hashing (one long call, no GIL held), verifying
+    # (one worker thread) and the connectivity queries (the index).
+    mpack_id, cached, _ = await asyncio.gather(
+        asyncio.to_thread(ids.content_id, data),
         asyncio.to_thread(_verify_blobs, data, document.blobs, policy),
+        _check_connected(index, repo_id, document),
     )
-    await _check_connected(index, repo_id, document)
     uploaded = not await store.has_mpack(mpack_id)
-    if uploaded:
-        await store.put_mpack(mpack_id, data)
-    batch = _batch(document, mpack_id, len(data), cached)
+    building = asyncio.to_thread(_batch, document, mpack_id, len(data), cached)
+    if uploaded:  # the batch is built while the mpack uploads; it is recorded only after
+        _, batch = await asyncio.gather(store.put_mpack(mpack_id, data), building)
+    else:
+        batch = await building
     await index.record(repo_id, batch)
     return IngestResult(
         mpack_id=mpack_id,
