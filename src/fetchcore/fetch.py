@@ -40,7 +40,7 @@ class _Content:
     spelled: dict[str, str]
 
 
-def spellings(object_ids: Iterable[str]) -> dict[str, str]:
+def _spellings(object_ids: Iterable[str]) -> dict[str, str]:
     """canonical id -> id as written; where spellings differ, the smallest wins."""
     spelled: dict[str, str] = {}
     for object_id in sorted(object_ids):
@@ -74,7 +74,7 @@ async def _content_to_send(
     present_canonical = {ids.canonical(object_id) for object_id in present}
     spelled = {
         canonical: written
-        for canonical, written in spellings(_manifest_ids(sent)).items()
+        for canonical, written in _spellings(_manifest_ids(sent)).items()
         if canonical not in present_canonical
     }
     return _Content(commits, sent, spelled)

@@ -19,35 +19,24 @@ from collections.abc import Collection, Iterable, Sequence
 from fetchcore import content, ids, wire
 from fetchcore.errors import InvalidMPackError
 from fetchcore.model import IndexBatch, Location
-from fetchcore.policy import MiB, Policy
+from fetchcore.policy import Policy
 from fetchcore.ports import IndexRepo, ObjectStore
 from fetchcore.results import IngestResult
 from fetchcore.validation import check_repo_id
 from fetchcore.wire import BlobEntry, PushDocument
 
-_VERIFY_CHUNK_BYTES = 8 * MiB
 
-
-def _chunks(blobs: Sequence[BlobEntry]) -> Iterable[range]:
-    """Index ranges of ``blobs`` holding about ``_VERIFY_CHUNK_BYTES`` of stored content each."""
-    start, size = 0, 0
-    for index, blob in enumerate(blobs):
-        size += blob.length
-        if size >= _VERIFY_CHUNK_BYTES:
-            yield range(start, index + 1)
-            start, size = index + 1, 0
-    if start < len(blobs):
-        yield range(start, len(blobs))
-
-
-def _verify_chunk(
-    data: bytes, blobs: Sequence[BlobEntry], indexes: range, policy: Policy
+def _verify_blobs(
+    data: bytes, blobs: Sequence[BlobEntry], policy: Policy
 ) -> list[tuple[str, bytes]]:
-    """Decode and verify ``blobs[indexes]``; return the ones small enough for the cache."""
+    """Decode and verify every blob; return the ones small enough for the cache.
+
+    One thread does it all: threads contending for the GIL over thousands of
+    small blobs ran twice as slow.
+    """
     view = memoryview(data)
     cacheable: list[tuple[str, bytes]] = []
-    for index in indexes:
-        blob = blobs[index]
+    for index, blob in enumerate(blobs):
         stored = view[blob.offset : blob.end]
         try:
             decoded = content.decode_verified(
@@ -58,16 +47,6 @@ def _verify_chunk(
         if policy.cache_max_bytes > 0 and len(decoded) <= policy.cache_max_bytes:
             cacheable.append((ids.canonical(blob.object_id), decoded))
     return cacheable
-
-
-def _verify_blobs(
-    data: bytes, blobs: Sequence[BlobEntry], policy: Policy
-) -> list[tuple[str, bytes]]:
-    """Verify every blob; return the cacheable ones. One thread does it all: threads
-    contending for the GIL over thousands of small blobs ran twice as slow."""
-    return [
-        entry for chunk in _chunks(blobs) for entry in _verify_chunk(data, blobs, chunk, policy)
-    ]
 
 
 def _refuse_missing(
