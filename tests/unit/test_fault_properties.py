@@ -113,7 +113,7 @@ async def ingested(
 
 
 class TestServeFetchUnderFaults:
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(histories(), fault_schedules(), st.integers(0, 2**32), st.data())
     def test_a_fetch_is_complete_and_verified_or_a_fetch_error_that_wrote_nothing(
         self, history: History, schedule: dict[str, Faults], seed: int, data: st.DataObject
@@ -173,7 +173,7 @@ class FlakyIndex(IndexRepoWrapper):
 
 
 class TestIngestUnderFaults:
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(histories(), fault_schedules(), st.integers(0, 2**32), st.floats(0.0, 1.0))
     def test_a_push_is_wholly_indexed_or_not_at_all(
         self, history: History, schedule: dict[str, Faults], seed: int, failure: float
