@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
 import statistics
 import time
@@ -43,10 +44,6 @@ class Repository:
     @property
     def head(self) -> str:
         return self.pushes[-1].commit_id
-
-    @property
-    def blob_count(self) -> int:
-        return sum(len(push.blobs) for push in self.pushes)
 
 
 async def ingest_repository(
@@ -118,17 +115,11 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
     document = {
         "benchmark": name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": _cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count() or 1},
         **results,
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
-
-
-def _cpu_count() -> int:
-    import os
-
-    return os.cpu_count() or 1
 
 
 @attrs.define

@@ -12,10 +12,10 @@ from collections.abc import Collection, Mapping, Sequence
 import attrs
 
 from fetchcore import ids
-from fetchcore.errors import InvalidRequestError, UnknownCommitError
+from fetchcore.errors import UnknownCommitError
 from fetchcore.graph import commits_to_send
-from fetchcore.model import Commit, IndexBatch, Location, Snapshot
-from fetchcore.validation import check_range, check_repo_id
+from fetchcore.model import Commit, IndexBatch, Location, Snapshot, check_record
+from fetchcore.validation import check_range
 
 
 @attrs.define
@@ -65,10 +65,7 @@ class MemoryIndexRepo:
     async def record(self, repo_id: str, batch: IndexBatch) -> None:
         # Everything that can fail is checked first; the updates below cannot fail,
         # and nothing awaits in between, so the write is atomic.
-        check_repo_id(repo_id)
-        if not isinstance(batch, IndexBatch):
-            raise InvalidRequestError(f"not an IndexBatch: {type(batch).__name__}")
-        batch.check()
+        check_record(repo_id, batch)
         members = batch.object_ids()
         commits = self.commits.setdefault(repo_id, {})
         for commit in batch.commits:

@@ -15,7 +15,7 @@ import attrs
 
 from fetchcore import ids
 from fetchcore.errors import InvalidMPackError, InvalidRequestError
-from fetchcore.validation import has_control_characters
+from fetchcore.validation import check_repo_id, has_control_characters
 
 Encoding = Literal["identity", "zstd"]
 ENCODINGS: frozenset[str] = frozenset({"identity", "zstd"})
@@ -266,3 +266,17 @@ class IndexBatch:
         for snapshot in self.snapshots:
             found.update(ids.canonical(object_id) for object_id in snapshot.object_ids)
         return found
+
+
+def check_record(repo_id: str, batch: IndexBatch) -> str:
+    """What every index checks before ``record`` writes anything; returns ``repo_id``.
+
+    Raises:
+        InvalidRequestError: a bad repo id, something that is not an IndexBatch,
+            or a batch that fails :meth:`IndexBatch.check`.
+    """
+    check_repo_id(repo_id)
+    if not isinstance(batch, IndexBatch):
+        raise InvalidRequestError(f"not an IndexBatch: {type(batch).__name__}")
+    batch.check()
+    return repo_id

@@ -6,7 +6,6 @@ test can be reproduced exactly.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,13 +13,13 @@ from typing import Any
 import attrs
 import zstandard
 
-from fetchcore import wire
+from fetchcore import ids, wire
 
 
 def blob_id(content: bytes, *, bare: bool = False) -> str:
     """The object id of ``content``: ``sha256:<hex>`` (or the bare hex)."""
-    digest = hashlib.sha256(content).hexdigest()
-    return digest if bare else f"sha256:{digest}"
+    object_id = ids.content_id(content)
+    return object_id.removeprefix(ids.PREFIX) if bare else object_id
 
 
 def blob_entry(

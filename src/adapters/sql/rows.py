@@ -22,8 +22,7 @@ import msgpack
 
 from adapters.sql.schema import UNKNOWN
 from fetchcore.errors import InvalidRequestError
-from fetchcore.model import Commit, IndexBatch, Location, Snapshot
-from fetchcore.validation import check_repo_id
+from fetchcore.model import Commit, IndexBatch, Location, Snapshot, check_record
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
@@ -226,10 +225,7 @@ def batch_rows(repo_id: str, batch: IndexBatch) -> BatchRows:
     Raises:
         InvalidRequestError: the batch holds something the index cannot store.
     """
-    repo_id = _text(check_repo_id(repo_id), "repo_id")
-    if not isinstance(batch, IndexBatch):
-        raise InvalidRequestError(f"not an IndexBatch: {type(batch).__name__}")
-    batch.check()
+    repo_id = _text(check_record(repo_id, batch), "repo_id")
     _check_fields(batch)
     commits = _first_by_id(batch.commits, lambda c: _text(c.commit_id, "a commit id"))
     snapshots = _first_by_id(batch.snapshots, lambda s: _text(s.snapshot_id, "a snapshot id"))
