@@ -4,7 +4,7 @@ Every benchmark measures fetchcore and its baselines side by side in one run,
 on the same stack, so ratios hold even on a noisy shared machine.
 
 Baselines (what a hub would do by hand, or the old hub did):
-- ``adapters.baseline.per_object_fetch``: one ``get_object`` per blob
+- ``fetchcore.adapters.baseline.per_object_fetch``: one ``get_object`` per blob
   (sequential, or N in flight), each verified, then the same encode + upload.
 - ``raw_io_floor``: GET the covering mpacks' bytes and PUT a blob of the
   output's size with the same client: the I/O no fetch can avoid.
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from fetchcore.adapters.baseline import write_object_keys
+from fetchcore.adapters.wrapping import ObjectStoreWrapper
 
-from adapters.baseline import write_object_keys
-from adapters.wrapping import ObjectStoreWrapper
 from fetchcore import IndexRepo, ObjectStore, ingest_push
 from fetchcore.ids import content_id
 from fetchcore.testing import SyntheticPush, synthetic_history

@@ -14,7 +14,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from adapters.baseline import per_object_fetch
+from fetchcore.adapters.baseline import per_object_fetch
+
 from benchmarks.common import (
     REPO,
     AlwaysUpload,

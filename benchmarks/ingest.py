@@ -14,7 +14,8 @@ import asyncio
 import os
 from typing import Any
 
-from adapters.baseline import write_object_keys
+from fetchcore.adapters.baseline import write_object_keys
+
 from benchmarks.common import REPO, timed, write_results
 from benchmarks.stacks import STACKS, open_stack
 from fetchcore import ObjectStore, ingest_push

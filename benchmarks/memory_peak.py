@@ -18,9 +18,10 @@ import subprocess
 import sys
 from typing import Any
 
-from adapters.s3 import S3ObjectStore
-from adapters.seaweed import S3Endpoint
-from adapters.sql import SqlIndexRepo
+from fetchcore.adapters.s3 import S3ObjectStore
+from fetchcore.adapters.sql import SqlIndexRepo
+from tests.seaweed import S3Endpoint
+
 from benchmarks.common import REPO, ingest_repository, write_results
 from benchmarks.stacks import s3_endpoint, scratch_postgres
 from fetchcore import serve_fetch

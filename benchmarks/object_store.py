@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from fetchcore.adapters.s3 import S3ObjectStore
+from tests.seaweed import S3Endpoint, running_seaweed
 
-from adapters.s3 import S3ObjectStore
-from adapters.seaweed import S3Endpoint, running_seaweed
 from fetchcore.ids import content_id
 
 if TYPE_CHECKING:

@@ -12,8 +12,9 @@ import argparse
 import asyncio
 from typing import Any
 
-from adapters.recording import RecordingIndexRepo
-from adapters.sql import SqlIndexRepo
+from fetchcore.adapters.recording import RecordingIndexRepo
+from fetchcore.adapters.sql import SqlIndexRepo
+
 from benchmarks.common import REPO, ingest_repository, write_results
 from benchmarks.stacks import STACKS, open_stack
 from fetchcore import serve_fetch

@@ -45,8 +45,8 @@ from typing import Any
 import asyncpg
 import attrs
 import sqlalchemy as sa
+from fetchcore.adapters.sql import SqlIndexRepo, upgrade_schema
 
-from adapters.sql import SqlIndexRepo, upgrade_schema
 from fetchcore import Commit, IndexBatch, Location, Snapshot
 
 RESULTS = Path(__file__).parent / "results" / "sql_index.json"

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import asyncpg
 import sqlalchemy as sa
+from fetchcore.adapters.filesystem import FilesystemObjectStore
+from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
+from fetchcore.adapters.s3 import S3ObjectStore
+from fetchcore.adapters.sql import SqlIndexRepo
+from tests.seaweed import S3Endpoint, running_seaweed
 
-from adapters.filesystem import FilesystemObjectStore
-from adapters.memory import MemoryIndexRepo, MemoryObjectStore
-from adapters.s3 import S3ObjectStore
-from adapters.seaweed import S3Endpoint, running_seaweed
-from adapters.sql import SqlIndexRepo
 from fetchcore import IndexRepo, ObjectStore
 
 Stack = tuple[IndexRepo, ObjectStore]

@@ -14,10 +14,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
+from fetchcore.adapters.filesystem import FilesystemObjectStore
+from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
+from fetchcore.adapters.sql import SqlIndexRepo
 
-from adapters.filesystem import FilesystemObjectStore
-from adapters.memory import MemoryIndexRepo, MemoryObjectStore
-from adapters.sql import SqlIndexRepo
 from fetchcore.ports import IndexRepo, ObjectStore
 from tests.pg_support import postgres_index
 from tests.s3_support import s3_test_store, unreachable_s3_store

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import attrs
 import pytest
+from fetchcore.adapters.recording import RecordingObjectStore
 
-from adapters.recording import RecordingObjectStore
 from fetchcore.ports import IndexRepo, ObjectStore
 from tests.backends import INDEXES, STACKS, STORES
 from tests.pg_support import pg_database_url  # noqa: F401  (the session's PostgreSQL database)

@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 import sqlalchemy as sa
+from fetchcore.adapters.sql import SqlIndexRepo, upgrade_schema
+from fetchcore.adapters.sql.schema import metadata
 from sqlalchemy.engine import URL
 
-from adapters.sql import SqlIndexRepo, upgrade_schema
-from adapters.sql.schema import metadata
 from fetchcore.ports import IndexRepo
 
 PG_URL_VARIABLE = "FETCHCORE_PG_URL"

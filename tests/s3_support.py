@@ -23,9 +23,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from fetchcore.adapters.s3 import S3ObjectStore
 
-from adapters.s3 import S3ObjectStore
-from adapters.seaweed import LOOPBACK, S3Endpoint, SeaweedError, s3_answers, start_seaweed
+from tests.seaweed import LOOPBACK, S3Endpoint, SeaweedError, s3_answers, start_seaweed
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import ObjectIdentifierTypeDef

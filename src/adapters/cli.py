@@ -27,9 +27,9 @@ from typing import Any, TextIO, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
+from fetchcore.adapters.baseline import per_object_fetch, write_object_keys
+from fetchcore.adapters.filesystem import FilesystemObjectStore
 
-from adapters.baseline import per_object_fetch, write_object_keys
-from adapters.filesystem import FilesystemObjectStore
 from fetchcore import (
     FetchError,
     FetchNotIndexedError,
@@ -66,7 +66,9 @@ def default_store_url(home: Path = HOME) -> str:
 @asynccontextmanager
 async def open_index(url: str) -> AsyncIterator[IndexRepo]:
     """The index at ``url``; SQLite files get their tables created on first use."""
-    from adapters.sql import SqlIndexRepo  # imported on use: the driver is not needed before
+    from fetchcore.adapters.sql import (
+        SqlIndexRepo,  # imported on use: the driver is not needed before
+    )
 
     async with SqlIndexRepo.connect(url, create_schema=url.startswith("sqlite")) as index:
         yield index
@@ -91,7 +93,9 @@ async def open_store(url: str) -> AsyncIterator[ObjectStore]:
             f"unknown store URL {url!r}: use file://PATH or s3://BUCKET/PREFIX"
         )
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    from adapters.s3 import S3ObjectStore  # imported on use: aiobotocore is slow to import
+    from fetchcore.adapters.s3 import (
+        S3ObjectStore,  # imported on use: aiobotocore is slow to import
+    )
 
     async with S3ObjectStore.connect(
         bucket=parts.netloc,

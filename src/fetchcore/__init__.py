@@ -7,6 +7,7 @@ wire codec are pure; the executor talks only to the :class:`ObjectStore` and
 :class:`IndexRepo` ports, which adapters implement.
 """
 
+from fetchcore._version import __version__
 from fetchcore.errors import (
     FetchDeadlineError,
     FetchError,
@@ -53,6 +54,7 @@ __all__ = [
     "Snapshot",
     "StorageError",
     "UnknownCommitError",
+    "__version__",
     "ingest_push",
     "plan_fetch",
     "preview_fetch",

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fetchcore.adapters import filesystem
+from fetchcore.adapters.filesystem import FilesystemObjectStore
 
-from adapters import filesystem
-from adapters.filesystem import FilesystemObjectStore
 from fetchcore import InvalidRequestError, ObjectStoreError
 from fetchcore.ids import content_id
 from fetchcore.testing import blob_id

@@ -21,9 +21,8 @@ from typing import Any
 import attrs
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from fetchcore.adapters.s3 import MAX_PRESIGN_TTL_S, S3ObjectStore, S3Tuning
 
-from adapters.s3 import MAX_PRESIGN_TTL_S, S3ObjectStore, S3Tuning
-from adapters.seaweed import LOOPBACK, S3Endpoint
 from fetchcore import InvalidRequestError, ObjectStoreError
 from fetchcore.ids import content_id
 from fetchcore.policy import MiB, Policy
@@ -37,6 +36,7 @@ from tests.s3_support import (
     s3_test_store,
     unreachable_s3_store,
 )
+from tests.seaweed import LOOPBACK, S3Endpoint
 
 DATA = bytes(range(256)) * 64  # 16 KiB
 MPACK_ID = content_id(DATA)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters import seaweed
-from adapters.seaweed import LOOPBACK, SeaweedError, find_weed, start_seaweed
+from tests import seaweed
+from tests.seaweed import LOOPBACK, SeaweedError, find_weed, start_seaweed
 
 
 def fake_weed(tmp_path: Path, script: str) -> Path:

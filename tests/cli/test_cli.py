@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
-from adapters.cli import (
+from fetchcore.adapters.cli import (
     EXIT_FAILED,
     EXIT_NOT_INDEXED,
     EXIT_OK,
@@ -16,6 +15,7 @@ from adapters.cli import (
     EXIT_USAGE,
     main,
 )
+
 from fetchcore.testing import blob_entry, blob_id, commit_entry, fake_id, snapshot_entry
 from fetchcore.wire import decode_fetch, encode_push
 
@@ -118,7 +118,8 @@ class TestErrors:
         # A hub that recorded a commit whose blob is not located anywhere yet.
         import asyncio
 
-        from adapters.cli import default_index_url, open_index
+        from fetchcore.adapters.cli import default_index_url, open_index
+
         from fetchcore import Commit, IndexBatch, Snapshot
 
         async def record_unindexed() -> None:

@@ -7,10 +7,10 @@ import random
 from typing import Any
 
 import pytest
+from fetchcore.adapters.faults import Faults, FaultyObjectStore
+from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
+from fetchcore.adapters.recording import RecordingObjectStore
 
-from adapters.faults import Faults, FaultyObjectStore
-from adapters.memory import MemoryIndexRepo, MemoryObjectStore
-from adapters.recording import RecordingObjectStore
 from fetchcore import (
     FetchError,
     FetchNotIndexedError,

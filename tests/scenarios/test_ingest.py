@@ -7,8 +7,8 @@ import random
 import attrs
 import msgpack
 import pytest
+from fetchcore.adapters.wrapping import IndexRepoWrapper
 
-from adapters.wrapping import IndexRepoWrapper
 from fetchcore import (
     IndexBatch,
     IndexRepoError,

@@ -24,12 +24,12 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from fetchcore.adapters.sql import SqlIndexRepo, upgrade_schema
+from fetchcore.adapters.sql.dialects import Sqlite, sqlite_variable_limit
+from fetchcore.adapters.sql.engine import with_retries
+from fetchcore.adapters.sql.migrate import VERSION_TABLE, head_revision
+from fetchcore.adapters.sql.schema import metadata
 
-from adapters.sql import SqlIndexRepo, upgrade_schema
-from adapters.sql.dialects import Sqlite, sqlite_variable_limit
-from adapters.sql.engine import with_retries
-from adapters.sql.migrate import VERSION_TABLE, head_revision
-from adapters.sql.schema import metadata
 from fetchcore import (
     Commit,
     FetchError,
@@ -164,7 +164,7 @@ class TestConnectionTrouble:
             with pytest.raises(IndexRepoError) as raised:
                 await index.find_locations([blob_id(b"x")])
         driver_error_of(raised)
-        assert "adapters.sql.migrate" in str(raised.value)
+        assert "fetchcore.adapters.sql.migrate" in str(raised.value)
 
 
 # ── migrations ───────────────────────────────────────────────────────────────
@@ -224,7 +224,7 @@ class TestMigrations:
     def test_the_command_line_migrates_a_database(self, tmp_path: Path) -> None:
         database = tmp_path / "index.db"
         url = f"sqlite+aiosqlite:///{database}"
-        command = [sys.executable, "-m", "adapters.sql.migrate", url]
+        command = [sys.executable, "-m", "fetchcore.adapters.sql.migrate", url]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
         with sqlite3.connect(database) as conn:
@@ -236,7 +236,7 @@ class TestMigrations:
         ini = tmp_path / "fetchcore-alembic.ini"
         ini.write_text(
             "[alembic]\n"
-            "script_location = adapters.sql:migrations\n"
+            "script_location = fetchcore.adapters.sql:migrations\n"
             f"sqlalchemy.url = sqlite+aiosqlite:///{database}\n"
         )
         alembic = [sys.executable, "-m", "alembic", "-c", str(ini)]

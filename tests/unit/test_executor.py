@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 import pytest
+from fetchcore.adapters.faults import Faults, FaultyObjectStore
+from fetchcore.adapters.memory import MemoryObjectStore
+from fetchcore.adapters.recording import RecordingObjectStore
+from fetchcore.adapters.wrapping import ObjectStoreWrapper
 
-from adapters.faults import Faults, FaultyObjectStore
-from adapters.memory import MemoryObjectStore
-from adapters.recording import RecordingObjectStore
-from adapters.wrapping import ObjectStoreWrapper
 from fetchcore import (
     FetchDeadlineError,
     FetchNotIndexedError,

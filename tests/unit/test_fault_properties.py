@@ -14,12 +14,12 @@ import random
 from collections.abc import Collection, Mapping, Sequence
 
 import attrs
+from fetchcore.adapters.faults import Faults, FaultyObjectStore
+from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
+from fetchcore.adapters.wrapping import IndexRepoWrapper
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from adapters.faults import Faults, FaultyObjectStore
-from adapters.memory import MemoryIndexRepo, MemoryObjectStore
-from adapters.wrapping import IndexRepoWrapper
 from fetchcore import (
     FetchError,
     IndexBatch,

@@ -2,19 +2,19 @@
 
 ::
 
-    from adapters.sql import SqlIndexRepo
+    from fetchcore.adapters.sql import SqlIndexRepo
 
     async with SqlIndexRepo.connect("sqlite+aiosqlite:///index.db", create_schema=True) as index:
         await serve_fetch(index, store, repo_id=..., want=[...])
 
 One adapter, written once with SQLAlchemy 2 Core (async), serves both
-databases; what differs between them lives in :mod:`adapters.sql.dialects`.
-The tables (``fetchcore_*``) are in :mod:`adapters.sql.schema`; production
+databases; what differs between them lives in :mod:`fetchcore.adapters.sql.dialects`.
+The tables (``fetchcore_*``) are in :mod:`fetchcore.adapters.sql.schema`; production
 creates and upgrades them with the Alembic migrations shipped in
-``adapters/sql/migrations`` (see :mod:`adapters.sql.migrate`).
+``adapters/sql/migrations`` (see :mod:`fetchcore.adapters.sql.migrate`).
 """
 
-from adapters.sql.migrate import upgrade_schema
-from adapters.sql.repo import SqlIndexRepo
+from fetchcore.adapters.sql.migrate import upgrade_schema
+from fetchcore.adapters.sql.repo import SqlIndexRepo
 
 __all__ = ["SqlIndexRepo", "upgrade_schema"]

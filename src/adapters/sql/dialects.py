@@ -27,12 +27,11 @@ from typing import Any, Protocol
 
 import attrs
 import sqlalchemy as sa
+from fetchcore.adapters.sql.rows import Row
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from adapters.sql.rows import Row
 
 CONNECT_TIMEOUT_S = 10.0
 SQLITE_BUSY_TIMEOUT_S = 60.0

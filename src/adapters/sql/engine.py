@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import sqlalchemy as sa
+from fetchcore.adapters.sql.dialects import Postgres, SqlDialect, Sqlite, probe_sqlite
+from fetchcore.adapters.sql.errors import DRIVER_ERRORS, is_transient, translate
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from adapters.sql.dialects import Postgres, SqlDialect, Sqlite, probe_sqlite
-from adapters.sql.errors import DRIVER_ERRORS, is_transient, translate
 from fetchcore.errors import IndexRepoError, InvalidRequestError
 
 T = TypeVar("T")

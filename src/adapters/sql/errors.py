@@ -40,9 +40,9 @@ _ADVICE_BY_SQLSTATE = {
     "28000": "the server refused this user: check the user in the URL",
     "3D000": "the database does not exist: create it first",
     "42P01": "the fetchcore schema is missing: run the migrations "
-    "(python -m adapters.sql.migrate URL) or connect with create_schema=True",
+    "(python -m fetchcore.adapters.sql.migrate URL) or connect with create_schema=True",
     "42703": "the fetchcore schema is outdated: run the migrations "
-    "(python -m adapters.sql.migrate URL)",
+    "(python -m fetchcore.adapters.sql.migrate URL)",
 }
 _ADVICE_BY_MESSAGE = {
     "no such table": _ADVICE_BY_SQLSTATE["42P01"],

@@ -12,9 +12,9 @@ PostgreSQL, the write lock on SQLite): hub replicas starting together upgrade
 the schema once.
 
 Three ways for a hub to run them:
-- ``python -m adapters.sql.migrate URL [REVISION]`` (REVISION defaults to head);
-- ``await adapters.sql.upgrade_schema(url)`` from the hub's own startup code;
-- the ``alembic`` command, with ``script_location = adapters.sql:migrations``
+- ``python -m fetchcore.adapters.sql.migrate URL [REVISION]`` (REVISION defaults to head);
+- ``await fetchcore.adapters.sql.upgrade_schema(url)`` from the hub's own startup code;
+- the ``alembic`` command, with ``script_location = fetchcore.adapters.sql:migrations``
   and ``sqlalchemy.url`` in an ini file of the hub's.
 """
 
@@ -29,10 +29,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from fetchcore.adapters.sql.dialects import SqlDialect
+from fetchcore.adapters.sql.engine import open_engine, shown, with_retries
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.sql.dialects import SqlDialect
-from adapters.sql.engine import open_engine, shown, with_retries
 from fetchcore.errors import IndexRepoError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -99,9 +99,9 @@ async def upgrade_schema(url: str, revision: str = "head") -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m adapters.sql.migrate URL [REVISION]``."""
+    """``python -m fetchcore.adapters.sql.migrate URL [REVISION]``."""
     if len(argv) not in (1, 2):
-        print("usage: python -m adapters.sql.migrate URL [REVISION]", file=sys.stderr)
+        print("usage: python -m fetchcore.adapters.sql.migrate URL [REVISION]", file=sys.stderr)
         return 2
     url, revision = argv[0], (argv[1] if len(argv) == 2 else "head")
     asyncio.run(upgrade_schema(url, revision))

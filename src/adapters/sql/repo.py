@@ -37,12 +37,12 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 import sqlalchemy as sa
+from fetchcore.adapters.sql import rows, schema
+from fetchcore.adapters.sql.dialects import SqlDialect
+from fetchcore.adapters.sql.engine import open_engine, shown, with_retries
+from fetchcore.adapters.sql.migrate import upgrade_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.sql import rows, schema
-from adapters.sql.dialects import SqlDialect
-from adapters.sql.engine import open_engine, shown, with_retries
-from adapters.sql.migrate import upgrade_engine
 from fetchcore.errors import UnknownCommitError
 from fetchcore.graph import parents_first
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
@@ -90,7 +90,7 @@ class SqlIndexRepo:
                 ``sqlite+aiosqlite:///path/to/file.db`` (``sqlite+aiosqlite://``
                 alone is a private in-memory database).
             create_schema: run the shipped migrations first, creating missing
-                tables (production runs ``python -m adapters.sql.migrate``).
+                tables (production runs ``python -m fetchcore.adapters.sql.migrate``).
 
         Returns:
             An async context manager that yields the connected index.

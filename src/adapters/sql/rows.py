@@ -19,8 +19,8 @@ from typing import Any, TypeGuard, TypeVar
 
 import attrs
 import msgpack
+from fetchcore.adapters.sql.schema import UNKNOWN
 
-from adapters.sql.schema import UNKNOWN
 from fetchcore.errors import InvalidRequestError
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot, check_record
 

@@ -1,6 +1,6 @@
 """Alembic environment of fetchcore's SQL index.
 
-Run by ``adapters.sql.migrate`` with an open connection (``config.attributes``),
+Run by ``fetchcore.adapters.sql.migrate`` with an open connection (``config.attributes``),
 or by the ``alembic`` command with ``sqlalchemy.url`` set (online, or offline
 with ``--sql`` to print the DDL for a DBA).
 """
@@ -11,10 +11,9 @@ import asyncio
 
 import sqlalchemy as sa
 from alembic import context
-
-from adapters.sql.engine import open_engine
-from adapters.sql.migrate import VERSION_TABLE
-from adapters.sql.schema import metadata
+from fetchcore.adapters.sql.engine import open_engine
+from fetchcore.adapters.sql.migrate import VERSION_TABLE
+from fetchcore.adapters.sql.schema import metadata
 
 
 def _run_over(connection: sa.Connection) -> None:
@@ -55,7 +54,9 @@ def _run() -> None:
         return
     url = context.config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError("set sqlalchemy.url (or run python -m adapters.sql.migrate URL)")
+        raise RuntimeError(
+            "set sqlalchemy.url (or run python -m fetchcore.adapters.sql.migrate URL)"
+        )
     if context.is_offline_mode():
         _run_offline(url)
     else:

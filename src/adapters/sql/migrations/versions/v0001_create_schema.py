@@ -5,7 +5,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2025-01-01
 
-The tables are spelled out here rather than taken from ``adapters.sql.schema``:
+The tables are spelled out here rather than taken from ``fetchcore.adapters.sql.schema``:
 a migration records what the schema was at its revision, whatever it becomes.
 """
 
