@@ -12,18 +12,49 @@ from collections.abc import Collection, Mapping, Sequence
 import attrs
 
 from fetchcore import ids
-from fetchcore.errors import UnknownCommitError
+from fetchcore.errors import InvalidRequestError, UnknownCommitError
 from fetchcore.graph import commits_to_send
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot, check_record
 from fetchcore.validation import check_range
 
 
 @attrs.define
+class MemoryFetchUpload:
+    """A fetch document buffered in memory; it enters the store only on commit."""
+
+    store: MemoryObjectStore
+    fetch_id: str
+    chunks: list[bytes] = attrs.field(factory=list)
+    done: bool = False
+
+    async def write(self, chunk: bytes) -> None:
+        if self.done:
+            raise InvalidRequestError("write to a fetch upload that is already finished")
+        self.chunks.append(bytes(chunk))
+
+    async def commit(self) -> None:
+        if self.done:
+            raise InvalidRequestError("commit of a fetch upload that is already finished")
+        self.done = True
+        document = b"".join(self.chunks)
+        self.chunks.clear()
+        self.store.fetches[self.fetch_id] = document
+        self.store.fetch_seals[self.fetch_id] = ids.content_id(document)
+
+    async def abort(self) -> None:
+        self.done = True
+        self.chunks.clear()
+
+
+@attrs.define
 class MemoryObjectStore:
-    """An object store in two dicts: legacy objects (by canonical id) and mpacks."""
+    """An object store in dicts: legacy objects (by canonical id), push mpacks and
+    fetch documents (each sealed with the sha256 of its bytes when written)."""
 
     objects: dict[str, bytes] = attrs.field(factory=dict)
     mpacks: dict[str, bytes] = attrs.field(factory=dict)
+    fetches: dict[str, bytes] = attrs.field(factory=dict)
+    fetch_seals: dict[str, str] = attrs.field(factory=dict)
 
     async def get_object(self, object_id: str) -> bytes | None:
         return self.objects.get(ids.canonical(object_id))
@@ -41,14 +72,29 @@ class MemoryObjectStore:
         return None if data is None else data[start:end]
 
     async def put_mpack(self, mpack_id: str, data: bytes) -> None:
-        self.mpacks.setdefault(ids.check_mpack_id(mpack_id), bytes(data))
+        self.mpacks[ids.check_mpack_id(mpack_id)] = bytes(data)
 
-    async def has_mpack(self, mpack_id: str) -> bool:
+    async def has_mpack(self, mpack_id: str) -> bool | None:
         return ids.check_mpack_id(mpack_id) in self.mpacks
 
     async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
         ids.check_mpack_id(mpack_id)
         return f"memory://mpacks/{mpack_id}?ttl={ttl_s}"
+
+    async def open_fetch(self, fetch_id: str) -> MemoryFetchUpload:
+        return MemoryFetchUpload(self, ids.check_mpack_id(fetch_id))
+
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
+        document = self.fetches.get(ids.check_mpack_id(fetch_id))
+        seal = self.fetch_seals.get(fetch_id)
+        return document is not None and seal == ids.content_id(document)
+
+    async def get_fetch(self, fetch_id: str) -> bytes | None:
+        return self.fetches.get(ids.check_mpack_id(fetch_id))
+
+    async def presign_fetch(self, fetch_id: str, ttl_s: int) -> str | None:
+        ids.check_mpack_id(fetch_id)
+        return f"memory://fetch/{fetch_id}?ttl={ttl_s}"
 
 
 @attrs.define

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 import attrs
 
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
-from fetchcore.ports import IndexRepo, ObjectStore
+from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore
 
 
 @attrs.define
@@ -36,11 +36,23 @@ class ObjectStoreWrapper:
     async def put_mpack(self, mpack_id: str, data: bytes) -> None:
         await self.inner.put_mpack(mpack_id, data)
 
-    async def has_mpack(self, mpack_id: str) -> bool:
+    async def has_mpack(self, mpack_id: str) -> bool | None:
         return await self.inner.has_mpack(mpack_id)
 
     async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
         return await self.inner.presign_mpack(mpack_id, ttl_s)
+
+    async def open_fetch(self, fetch_id: str) -> FetchUpload:
+        return await self.inner.open_fetch(fetch_id)
+
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
+        return await self.inner.fetch_intact(fetch_id)
+
+    async def get_fetch(self, fetch_id: str) -> bytes | None:
+        return await self.inner.get_fetch(fetch_id)
+
+    async def presign_fetch(self, fetch_id: str, ttl_s: int) -> str | None:
+        return await self.inner.presign_fetch(fetch_id, ttl_s)
 
 
 @attrs.define
