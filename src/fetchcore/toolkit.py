@@ -3,8 +3,11 @@
 An adapter over a hub's own tables or storage backend implements a port of
 :mod:`fetchcore.ports` and uses these to keep the port's promises:
 
-- the ports themselves, and :func:`allows_concurrent_calls` (an index whose calls
-  may overlap within one fetch declares ``concurrent_calls = True``);
+- the ports: :class:`FetchIndex` (read) and :class:`IngestIndex` (write), their
+  union :class:`IndexRepo`; :class:`FetchStore`, :class:`FetchUpload`,
+  :class:`RangedReads` and :class:`PushStore`, their union :class:`ObjectStore`;
+  and :func:`allows_concurrent_calls` (an index whose calls may overlap within
+  one fetch declares a class attribute ``concurrent_calls = True``);
 - the commit walk, for an index that loads a repository's commits and walks
   them in Python: :func:`commits_to_send` (ancestors-or-self of ``want`` minus
   those of ``have``, parents first), :func:`ancestors_or_self`, :func:`parents_first`;
@@ -19,7 +22,8 @@ An adapter over a hub's own tables or storage backend implements a port of
 
 Pass-through wrappers of the ports (subclass one, override what differs) live
 with the adapters: ``fetchcore.adapters.wrapping.ObjectStoreWrapper`` and
-``IndexRepoWrapper``; in-memory fakes in ``fetchcore.adapters.memory``.
+``fetchcore.adapters.wrapping.IndexRepoWrapper``; in-memory fakes in
+``fetchcore.adapters.memory``.
 """
 
 from fetchcore.errors import (
