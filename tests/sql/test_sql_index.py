@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fetchcore.adapters.sql import SqlIndexRepo, upgrade_schema
-from fetchcore.adapters.sql.dialects import Sqlite, sqlite_variable_limit
-from fetchcore.adapters.sql.engine import parse_url, with_retries
+from fetchcore.adapters.sql.dialects import Postgres, Sqlite, sqlite_variable_limit
+from fetchcore.adapters.sql.engine import EngineOptions, parse_url, with_retries
 from fetchcore.adapters.sql.migrate import VERSION_TABLE, head_revision
 from fetchcore.adapters.sql.schema import metadata
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -684,3 +684,42 @@ class TestTimeouts:
         with pytest.raises(InvalidRequestError) as raised:
             parse_url("postgresql+asyncpg://u:sekrit@host:notaport/db")
         assert "sekrit" not in str(raised.value)
+
+
+class TestTheStatementTimeout:
+    async def test_an_attempt_past_the_timeout_fails_once_and_is_not_retried(self) -> None:
+        attempts: list[int] = []
+
+        async def stalled() -> str:
+            attempts.append(1)
+            await asyncio.sleep(30)
+            return "never"
+
+        started = time.monotonic()
+        with pytest.raises(IndexRepoError) as raised:
+            await with_retries(stalled, "find_locations", "postgresql", 0.2)
+        assert time.monotonic() - started < 2
+        assert attempts == [1]
+        assert isinstance(raised.value.__cause__, TimeoutError)
+        assert "did not answer within the statement timeout" in str(raised.value)
+
+    async def test_an_attempt_within_the_timeout_succeeds(self) -> None:
+        async def prompt() -> str:
+            await asyncio.sleep(0.01)
+            return "done"
+
+        assert await with_retries(prompt, "find_locations", "postgresql", 5) == "done"
+
+    def test_the_server_side_timeouts_follow_the_option(self) -> None:
+        options = Postgres().engine_options(
+            sa.make_url("postgresql+asyncpg://h/db"),
+            EngineOptions(statement_timeout_s=2.5, connect_timeout_s=4),
+        )
+        connect = options["connect_args"]
+        assert connect["command_timeout"] == 2.5
+        assert connect["timeout"] == 4
+        assert connect["server_settings"]["statement_timeout"] == "2500"
+        sqlite_options = Sqlite().engine_options(
+            sa.make_url("sqlite+aiosqlite:///x.db"), EngineOptions(statement_timeout_s=7)
+        )
+        assert sqlite_options["connect_args"]["timeout"] == 7
