@@ -10,7 +10,7 @@ import nox
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
-SOURCES = ["src", "tests", "benchmarks", "noxfile.py"]
+SOURCES = ["src", "tests", "benchmarks", "examples", "tools", "noxfile.py"]
 # src/adapters installs as fetchcore.adapters (a package-dir mapping); setuptools' strict
 # editable mode builds a tree of links that both the tests and mypy follow.
 EDITABLE = ("--config-settings", "editable_mode=strict", "-e")
@@ -20,7 +20,7 @@ EDITABLE = ("--config-settings", "editable_mode=strict", "-e")
 def tests(session: nox.Session) -> None:
     """The whole test suite, PostgreSQL and S3 contract tests included."""
     session.install(*EDITABLE, ".[test]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *(session.posargs or ["tests", "examples"]))
 
 
 @nox.session
@@ -36,7 +36,7 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the library, the tests and the benchmarks."""
     session.install(*EDITABLE, ".[typecheck]")
     session.run("mypy", "--strict", "-p", "fetchcore")  # the installed package, adapters included
-    session.run("mypy", "--strict", "tests", "benchmarks")
+    session.run("mypy", "--strict", "tests", "benchmarks", "examples", "tools")
 
 
 BENCHMARKS = [

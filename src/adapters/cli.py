@@ -47,6 +47,16 @@ from fetchcore import (
 from fetchcore.testing import synthetic_history
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_INDEXED, EXIT_UNKNOWN_COMMIT = 0, 1, 2, 3, 4
+# What a base install (no extras) lacks: the module that failed to import -> its extra.
+EXTRA_OF_MODULE = {
+    "sqlalchemy": "sql",
+    "asyncpg": "sql",
+    "aiosqlite": "sql",
+    "alembic": "sql",
+    "aiobotocore": "s3",
+    "botocore": "s3",
+    "aiohttp": "s3",
+}
 HOME = Path(".fetchcore")
 PROGRESS_AFTER_S = 1.0
 T = TypeVar("T")
@@ -381,12 +391,30 @@ def exit_code(error: BaseException) -> int:
     return EXIT_FAILED
 
 
+def missing_extra_hint(error: ModuleNotFoundError) -> str | None:
+    """One line saying which extra to install, if ``error`` is a missing extra's module."""
+    module = (error.name or "").partition(".")[0]
+    extra = EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        return None
+    return (
+        f"fetchcore: error: this needs the {extra!r} extra ({module} is not installed): "
+        f"pip install 'fetchcore[{extra}]'"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
     run: Command = args.run
     try:
         asyncio.run(run(args, Progress()))
+    except ModuleNotFoundError as error:
+        hint = missing_extra_hint(error)
+        if hint is None:
+            raise
+        print(hint, file=sys.stderr)
+        return EXIT_FAILED
     except (FetchError, OSError) as error:
         print(f"fetchcore: error: {error}", file=sys.stderr)
         return exit_code(error)

@@ -4,7 +4,8 @@ A client asks for commits (``want``) and says what it has (``have``);
 :func:`serve_fetch` answers with one fetch mpack read straight out of the push
 mpacks that :func:`ingest_push` stored. The planner (:func:`plan_fetch`) and the
 wire codec are pure; the executor talks only to the :class:`ObjectStore` and
-:class:`IndexRepo` ports, which adapters implement.
+:class:`IndexRepo` ports (or their halves), which adapters implement; adapter
+writers find their helpers in :mod:`fetchcore.toolkit`.
 """
 
 from fetchcore._version import __version__
@@ -26,22 +27,35 @@ from fetchcore.ingest import ingest_push
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
 from fetchcore.planner import FetchPlan, MPackRead, plan_fetch
 from fetchcore.policy import Policy
-from fetchcore.ports import IndexRepo, ObjectStore
+from fetchcore.ports import (
+    FetchIndex,
+    FetchStore,
+    FetchUpload,
+    IndexRepo,
+    IngestIndex,
+    ObjectStore,
+    PushStore,
+    RangedReads,
+)
 from fetchcore.results import FetchPreview, FetchResult, FetchStats, IngestResult
 
 __all__ = [
     "Commit",
     "FetchDeadlineError",
     "FetchError",
+    "FetchIndex",
     "FetchNotIndexedError",
     "FetchPlan",
     "FetchPreview",
     "FetchResult",
     "FetchStats",
+    "FetchStore",
+    "FetchUpload",
     "IndexBatch",
     "IndexIntegrityError",
     "IndexRepo",
     "IndexRepoError",
+    "IngestIndex",
     "IngestResult",
     "InvalidMPackError",
     "InvalidRequestError",
@@ -51,6 +65,8 @@ __all__ = [
     "ObjectStoreError",
     "ObjectUnavailableError",
     "Policy",
+    "PushStore",
+    "RangedReads",
     "Snapshot",
     "StorageError",
     "UnknownCommitError",

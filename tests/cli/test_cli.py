@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from fetchcore.adapters.cli import (
     EXIT_UNKNOWN_COMMIT,
     EXIT_USAGE,
     main,
+    missing_extra_hint,
 )
 
 from fetchcore.testing import blob_entry, blob_id, commit_entry, fake_id, snapshot_entry
@@ -186,3 +189,43 @@ class TestDemo:
         assert baseline_row.split()[7] == "200"  # one request per blob
         assert (workdir / ".fetchcore" / "demo" / "index.sqlite").exists()
         assert os.listdir(workdir / ".fetchcore" / "demo" / "store")
+
+
+class TestABaseInstall:
+    """Without the ``sql`` / ``s3`` extras the command says what to install, in one line."""
+
+    @staticmethod
+    def run_without(
+        module: str, arguments: list[str], cwd: Path
+    ) -> subprocess.CompletedProcess[str]:
+        # A None entry in sys.modules makes ``import module`` fail as if it were not installed.
+        program = (
+            f"import sys; sys.modules[{module!r}] = None\n"
+            "from fetchcore.adapters.cli import main\n"
+            f"sys.exit(main({arguments!r}))\n"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", program], cwd=cwd, capture_output=True, text=True, timeout=120
+        )
+
+    def test_without_the_sql_extra_it_prints_one_line_naming_the_extra(self, workdir: Path) -> None:
+        ran = self.run_without("sqlalchemy", ["fetch", "--repo", REPO, "--want", "x"], workdir)
+        assert ran.returncode == EXIT_FAILED
+        assert ran.stderr.strip().splitlines() == [
+            "fetchcore: error: this needs the 'sql' extra (sqlalchemy is not installed): "
+            "pip install 'fetchcore[sql]'"
+        ]
+        assert "Traceback" not in ran.stderr
+
+    def test_without_the_s3_extra_it_names_that_extra(self, workdir: Path) -> None:
+        arguments = ["--store", "s3://bucket/prefix", "fetch", "--repo", REPO, "--want", "x"]
+        ran = self.run_without("aiobotocore", arguments, workdir)
+        assert ran.returncode == EXIT_FAILED
+        assert "pip install 'fetchcore[s3]'" in ran.stderr
+        assert len(ran.stderr.strip().splitlines()) == 1
+
+    def test_another_missing_module_is_not_mistaken_for_an_extra(self) -> None:
+        assert missing_extra_hint(ModuleNotFoundError("x", name="numpy")) is None
+        assert "fetchcore[sql]" in (
+            missing_extra_hint(ModuleNotFoundError("x", name="sqlalchemy.ext.asyncio")) or ""
+        )

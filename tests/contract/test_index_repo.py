@@ -1,4 +1,11 @@
-"""The IndexRepo contract: every backend in tests/backends.py must pass all of it."""
+"""The write-port (IngestIndex) contract, and what the whole IndexRepo promises on top of
+the read port: every backend in tests/backends.py must pass all of it.
+
+What a fetch reads is the read-port suite (fetch_index_suite.py, run by
+test_fetch_index.py); here is what ``record`` and ``known_objects`` promise:
+every field round trips, writes are atomic and idempotent, history is never
+rewritten, concurrent records all land.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,7 @@ from fetchcore import (
     IndexRepo,
     Location,
     Snapshot,
-    UnknownCommitError,
 )
-from fetchcore.graph import commits_to_send
 from fetchcore.testing import blob_id, fake_id
 
 REPO = "repo-a"
@@ -53,60 +58,7 @@ def ids_of(commits: list[Commit] | tuple[Commit, ...]) -> list[str]:
     return [c.commit_id for c in commits]
 
 
-class TestResolveCommits:
-    async def test_everything_reachable_from_want_parents_first(
-        self, index_repo: IndexRepo
-    ) -> None:
-        commits = await record_history(index_repo)
-        merge = commits[-1]
-        resolved = await index_repo.resolve_commits(REPO, [merge.commit_id], [])
-        expected = commits_to_send({c.commit_id: c for c in commits}, [merge.commit_id], [])
-        assert ids_of(list(resolved)) == ids_of(expected)
-        assert len(resolved) == 5
-
-    async def test_have_and_its_ancestors_are_left_out(self, index_repo: IndexRepo) -> None:
-        _root, _a, b, c, merge = await record_history(index_repo)
-        resolved = await index_repo.resolve_commits(REPO, [merge.commit_id], [b.commit_id])
-        assert set(ids_of(list(resolved))) == {c.commit_id, merge.commit_id}
-
-    async def test_unknown_haves_are_ignored(self, index_repo: IndexRepo) -> None:
-        commits = await record_history(index_repo)
-        resolved = await index_repo.resolve_commits(
-            REPO, [commits[-1].commit_id], [fake_id("nobody has this")]
-        )
-        assert len(resolved) == 5
-
-    async def test_an_unknown_want_is_named(self, index_repo: IndexRepo) -> None:
-        commits = await record_history(index_repo)
-        ghost = fake_id("ghost")
-        with pytest.raises(UnknownCommitError) as raised:
-            await index_repo.resolve_commits(REPO, [commits[0].commit_id, ghost], [])
-        assert raised.value.commit_ids == (ghost,)
-
-    async def test_a_commit_of_another_repository_is_unknown(self, index_repo: IndexRepo) -> None:
-        commits = await record_history(index_repo, OTHER_REPO)
-        with pytest.raises(UnknownCommitError):
-            await index_repo.resolve_commits(REPO, [commits[-1].commit_id], [])
-
-    async def test_want_within_have_sends_nothing(self, index_repo: IndexRepo) -> None:
-        _root, a, _b, _c, merge = await record_history(index_repo)
-        assert list(await index_repo.resolve_commits(REPO, [a.commit_id], [merge.commit_id])) == []
-
-    async def test_both_parent_spellings_are_walked(self, index_repo: IndexRepo) -> None:
-        root = Commit.from_wire({"commit_id": "r", "snapshot_id": "s", "parent_commit_id": None})
-        child = Commit.from_wire(
-            {
-                "commit_id": "x",
-                "snapshot_id": "s",
-                "parent_commit_id": "r",
-                "parent2_commit_id": None,
-            }
-        )
-        await index_repo.record(REPO, IndexBatch(commits=[root, child]))
-        assert ids_of(list(await index_repo.resolve_commits(REPO, ["x"], []))) == ["r", "x"]
-
-
-class TestLoading:
+class TestRecordedFieldsRoundTrip:
     async def test_commits_come_back_with_every_field(self, index_repo: IndexRepo) -> None:
         commit_id = fake_id("c")
         wire = {
@@ -130,53 +82,8 @@ class TestLoading:
         assert loaded.to_wire() == wire
         assert loaded.manifest == manifest
 
-    async def test_commits_and_snapshots_are_scoped_to_their_repository(
-        self, index_repo: IndexRepo
-    ) -> None:
-        commits = await record_history(index_repo, OTHER_REPO)
-        assert list(await index_repo.load_commits(REPO, ids_of(commits))) == []
-        snapshot_ids = [c.snapshot_id for c in commits]
-        assert list(await index_repo.load_snapshots(REPO, snapshot_ids)) == []
-        assert len(await index_repo.load_snapshots(OTHER_REPO, snapshot_ids)) == 5
 
-
-class TestObjects:
-    async def test_locations_are_found_for_every_mpack_holding_an_object(
-        self, index_repo: IndexRepo
-    ) -> None:
-        object_id = blob_id(b"content")
-        first = Location(MPACK, 10, 7, "identity", 100)
-        second = Location(OTHER_MPACK, 20, 9, "zstd", 200)
-        batch = IndexBatch(locations=[(object_id, first), (object_id, second)])
-        await index_repo.record(REPO, batch)
-        found = await index_repo.find_locations([object_id, blob_id(b"absent")])
-        assert set(found) == {object_id}
-        assert set(found[object_id]) == {first, second}
-
-    async def test_a_location_without_offsets_round_trips(self, index_repo: IndexRepo) -> None:
-        object_id = blob_id(b"content")
-        await index_repo.record(REPO, IndexBatch(locations=[(object_id, Location(MPACK))]))
-        found = await index_repo.find_locations([object_id])
-        assert list(found[object_id]) == [Location(MPACK)]
-
-    async def test_bare_ids_are_recorded_canonically(self, index_repo: IndexRepo) -> None:
-        content = b"content"
-        batch = IndexBatch(
-            locations=[(blob_id(content, bare=True), Location(MPACK, 0, 7))],
-            cached=[(blob_id(content, bare=True), content)],
-        )
-        await index_repo.record(REPO, batch)
-        assert set(await index_repo.find_locations([blob_id(content)])) == {blob_id(content)}
-        assert await index_repo.find_cached([blob_id(content)]) == {blob_id(content): content}
-
-    async def test_cached_content_is_found_and_others_are_absent(
-        self, index_repo: IndexRepo
-    ) -> None:
-        cached = {blob_id(b"one"): b"one", blob_id(b""): b""}
-        await index_repo.record(REPO, IndexBatch(cached=list(cached.items())))
-        found = await index_repo.find_cached([*cached, blob_id(b"absent")])
-        assert dict(found) == cached
-
+class TestMembership:
     async def test_membership_comes_from_locations_cache_and_manifests(
         self, index_repo: IndexRepo
     ) -> None:
@@ -205,7 +112,7 @@ class TestObjects:
 
 
 class TestBranchHeads:
-    async def test_heads_are_set_per_branch_and_scoped(self, index_repo: IndexRepo) -> None:
+    async def test_a_record_overwrites_only_its_own_branches(self, index_repo: IndexRepo) -> None:
         await index_repo.record(REPO, IndexBatch(branch_heads={"main": "c1", "dev": "c2"}))
         await index_repo.record(REPO, IndexBatch(branch_heads={"main": "c3"}))
         assert dict(await index_repo.branch_heads(REPO)) == {"main": "c3", "dev": "c2"}
@@ -254,31 +161,7 @@ def test_satisfies_the_protocol(index_repo: IndexRepo) -> None:
     assert isinstance(index_repo, IndexRepo)
 
 
-def chain(length: int, label: str = "chain") -> list[Commit]:
-    """A linear history of ``length`` commits, oldest first."""
-    commits = [commit(f"{label}-0")]
-    for i in range(1, length):
-        commits.append(commit(f"{label}-{i}", commits[-1].commit_id))
-    return commits
-
-
-class TestGraphEdgeCases:
-    async def test_a_cycle_in_bad_data_does_not_hang_the_walk(self, index_repo: IndexRepo) -> None:
-        a_id, b_id = fake_id("cycle-a"), fake_id("cycle-b")
-        a, b = Commit(a_id, fake_id("s"), (b_id,)), Commit(b_id, fake_id("s"), (a_id,))
-        await index_repo.record(REPO, IndexBatch(commits=[a, b]))
-        resolved = await asyncio.wait_for(index_repo.resolve_commits(REPO, [a_id], []), 10)
-        expected = commits_to_send({a_id: a, b_id: b}, [a_id], [])
-        assert ids_of(list(resolved)) == ids_of(expected)
-
-    async def test_a_parent_outside_the_repository_is_not_sent(self, index_repo: IndexRepo) -> None:
-        elsewhere = commit("elsewhere")
-        orphan = commit("orphan", elsewhere.commit_id)
-        await index_repo.record(OTHER_REPO, IndexBatch(commits=[elsewhere]))
-        await index_repo.record(REPO, IndexBatch(commits=[orphan]))
-        resolved = await index_repo.resolve_commits(REPO, [orphan.commit_id], [])
-        assert ids_of(list(resolved)) == [orphan.commit_id]
-
+class TestRepositoriesKeepTheirOwnHistory:
     async def test_each_repository_walks_its_own_parents(self, index_repo: IndexRepo) -> None:
         a, b = commit("only-a"), commit("only-b")
         child_id = fake_id("shared child")
@@ -292,31 +175,6 @@ class TestGraphEdgeCases:
         in_other = await index_repo.resolve_commits(OTHER_REPO, [child_id], [])
         assert set(ids_of(list(in_repo))) == {a.commit_id, child_id}
         assert set(ids_of(list(in_other))) == {b.commit_id, child_id}
-
-    async def test_a_long_history_resolves_parents_first(self, index_repo: IndexRepo) -> None:
-        commits = chain(2_000)
-        await index_repo.record(REPO, IndexBatch(commits=commits))
-        tip, middle = commits[-1].commit_id, commits[999].commit_id
-        resolved = await index_repo.resolve_commits(REPO, [tip], [middle])
-        assert ids_of(list(resolved)) == ids_of(commits[1000:])
-        assert len(await index_repo.resolve_commits(REPO, [tip], [])) == 2_000
-
-    async def test_a_merge_keeps_its_parents_in_their_order(self, index_repo: IndexRepo) -> None:
-        first, second = sorted([commit("left"), commit("right")], key=lambda c: c.commit_id)
-        merge = commit("ordered merge", second.commit_id, first.commit_id)
-        await index_repo.record(REPO, IndexBatch(commits=[first, second, merge]))
-        (loaded,) = await index_repo.load_commits(REPO, [merge.commit_id])
-        assert loaded.parent_ids == (second.commit_id, first.commit_id)
-        resolved = await index_repo.resolve_commits(REPO, [merge.commit_id], [])
-        assert resolved[-1].parent_ids == (second.commit_id, first.commit_id)
-
-    async def test_repeated_and_overlapping_wants_and_haves(self, index_repo: IndexRepo) -> None:
-        commits = await record_history(index_repo)
-        _root, a, b, c, merge = (x.commit_id for x in commits)
-        want, have = [merge, merge, b, c], [a, a, b]
-        resolved = await index_repo.resolve_commits(REPO, want, have)
-        expected = commits_to_send({x.commit_id: x for x in commits}, want, have)
-        assert ids_of(list(resolved)) == ids_of(expected)
 
 
 class TestFidelity:

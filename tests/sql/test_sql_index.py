@@ -14,10 +14,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pytest
@@ -25,10 +27,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fetchcore.adapters.sql import SqlIndexRepo, upgrade_schema
-from fetchcore.adapters.sql.dialects import Sqlite, sqlite_variable_limit
-from fetchcore.adapters.sql.engine import with_retries
+from fetchcore.adapters.sql.dialects import Postgres, Sqlite, sqlite_variable_limit
+from fetchcore.adapters.sql.engine import EngineOptions, parse_url, with_retries
 from fetchcore.adapters.sql.migrate import VERSION_TABLE, head_revision
 from fetchcore.adapters.sql.schema import metadata
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from fetchcore import (
     Commit,
@@ -513,3 +516,210 @@ class TestRetries:
         with pytest.raises(IndexRepoError):
             await with_retries(no_table, "find_locations", "here")
         assert len(attempts) == 1
+
+
+# ── bring your own engine; pool options; timeouts ────────────────────────────
+
+
+async def hold_a_lock(url: str, statement: str) -> AsyncIterator[None]:
+    """Another client holds ``statement``'s lock for as long as the caller's block runs."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn, conn.begin():
+            await conn.exec_driver_sql(statement)
+            yield
+    finally:
+        await engine.dispose()
+
+
+holding = asynccontextmanager(hold_a_lock)
+
+
+@attrs.frozen
+class ForeignEngine:
+    url: sa.URL
+
+
+class TestBringYourOwnEngine:
+    async def test_an_index_on_a_hubs_engine_reads_and_writes(self, index_url: str) -> None:
+        engine = create_async_engine(index_url)
+        try:
+            index = await SqlIndexRepo.from_engine(engine)
+            await index.record(REPO, IndexBatch(branch_heads={"main": "c1"}))
+            assert dict(await index.branch_heads(REPO)) == {"main": "c1"}
+            async with engine.connect() as conn:  # the hub's engine is still the hub's
+                table = metadata.tables["fetchcore_branch_heads"]
+                assert (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar()
+        finally:
+            await engine.dispose()
+
+    async def test_it_creates_the_schema_when_asked(self, empty_database_url: str) -> None:
+        engine = create_async_engine(empty_database_url)
+        try:
+            index = await SqlIndexRepo.from_engine(engine, create_schema=True)
+            assert dict(await index.branch_heads(REPO)) == {}
+        finally:
+            await engine.dispose()
+
+    async def test_an_engine_of_another_driver_is_refused(self, tmp_path: Path) -> None:
+        # Only the URL is read before the refusal (the driver need not be installed).
+        engine = ForeignEngine(sa.make_url("postgresql+psycopg://u:sekrit@127.0.0.1/db"))
+        with pytest.raises(InvalidRequestError) as raised:
+            await SqlIndexRepo.from_engine(cast(AsyncEngine, engine))
+        assert "sekrit" not in str(raised.value)
+
+    def test_the_sql_index_declares_that_its_calls_may_overlap(self) -> None:
+        assert SqlIndexRepo.concurrent_calls is True
+        assert "concurrent_calls" not in attrs.fields_dict(SqlIndexRepo)
+
+
+class TestPoolOptions:
+    @pytest.mark.postgres
+    async def test_pool_options_reach_the_engine(self, pg_database_url: str) -> None:
+        async with SqlIndexRepo.connect(
+            pg_database_url, pool_size=3, max_overflow=1, pool_timeout_s=2.5, pool_recycle_s=60
+        ) as index:
+            pool: Any = index.engine.pool
+            assert (pool.size(), pool._max_overflow, pool._timeout) == (3, 1, 2.5)
+            assert pool._recycle == 60
+            await index.branch_heads(REPO)
+
+    @pytest.mark.postgres
+    async def test_a_pool_of_one_serves_concurrent_calls_one_after_another(
+        self, pg_database_url: str
+    ) -> None:
+        async with SqlIndexRepo.connect(pg_database_url, pool_size=1, max_overflow=0) as index:
+            await asyncio.gather(*(index.branch_heads(REPO) for _ in range(8)))
+
+    @pytest.mark.parametrize(
+        "option",
+        [
+            {"pool_size": -1},
+            {"max_overflow": 1.5},
+            {"statement_timeout_s": 0},
+            {"connect_timeout_s": float("inf")},
+            {"pool_timeout_s": -2},
+        ],
+    )
+    async def test_a_bad_option_is_refused_before_connecting(
+        self, option: dict[str, Any], tmp_path: Path
+    ) -> None:
+        with pytest.raises(InvalidRequestError):
+            async with SqlIndexRepo.connect(f"sqlite+aiosqlite:///{tmp_path}/x.db", **option):
+                pass
+        assert not (tmp_path / "x.db").exists()
+
+
+class TestTimeouts:
+    @pytest.mark.postgres
+    async def test_a_locked_table_fails_the_call_within_the_statement_timeout(
+        self, pg_database_url: str
+    ) -> None:
+        async with SqlIndexRepo.connect(pg_database_url, statement_timeout_s=1) as index:
+            await empty_tables(index)
+            lock = "LOCK TABLE fetchcore_branch_heads IN ACCESS EXCLUSIVE MODE"
+            async with holding(pg_database_url, lock):
+                started = time.monotonic()
+                with pytest.raises(IndexRepoError) as raised:
+                    await index.branch_heads(REPO)
+                waited = time.monotonic() - started
+            assert 0.9 <= waited < 3
+            assert "statement timeout" in str(raised.value)
+            assert "127.0.0.1" not in str(raised.value)
+            assert dict(await index.branch_heads(REPO)) == {}  # the pool is healthy again
+
+    @pytest.mark.postgres
+    async def test_a_statement_that_sleeps_fails_the_call_on_a_hubs_engine(
+        self, pg_database_url: str
+    ) -> None:
+        # The hub's engine sets no server timeout: fetchcore's own client-side one applies.
+        engine = create_async_engine(pg_database_url)
+        try:
+            index = await SqlIndexRepo.from_engine(engine, statement_timeout_s=1)
+
+            async def sleeping() -> None:
+                async with index.engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT pg_sleep(30)"))
+
+            started = time.monotonic()
+            with pytest.raises(IndexRepoError) as raised:
+                await with_retries(sleeping, "find_locations", "postgresql", 1)
+            assert time.monotonic() - started < 3
+            assert "statement timeout" in str(raised.value)
+            lock = "LOCK TABLE fetchcore_commits IN ACCESS EXCLUSIVE MODE"
+            async with holding(pg_database_url, lock):
+                started = time.monotonic()
+                with pytest.raises(IndexRepoError):
+                    await index.load_commits(REPO, ["c1"])
+                assert time.monotonic() - started < 3
+            assert list(await index.load_commits(REPO, ["c1"])) == []
+        finally:
+            await engine.dispose()
+
+    async def test_a_locked_sqlite_database_fails_a_write_within_its_busy_timeouts(
+        self, tmp_path: Path
+    ) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'index.db'}"
+        await upgrade_schema(url)
+        async with SqlIndexRepo.connect(url, statement_timeout_s=0.3) as index:
+            async with holding(url, "BEGIN IMMEDIATE"):
+                started = time.monotonic()
+                with pytest.raises(IndexRepoError) as raised:
+                    await index.record(REPO, IndexBatch(branch_heads={"main": "c1"}))
+                assert time.monotonic() - started < 4  # 4 attempts of 0.3 s, and pauses
+            # the busy timeout or the client-side timeout, whichever fires first
+            assert "locked" in str(raised.value) or "statement timeout" in str(raised.value)
+            await index.record(REPO, IndexBatch(branch_heads={"main": "c1"}))
+            assert dict(await index.branch_heads(REPO)) == {"main": "c1"}
+
+    @pytest.mark.postgres
+    async def test_no_message_names_the_url(self) -> None:
+        url = f"postgresql+asyncpg://hubuser:sekrit@127.0.0.1:{free_port()}/hubdb"
+        with pytest.raises(IndexRepoError) as raised:
+            await open_and_use(url)
+        for part in ("hubuser", "sekrit", "hubdb", "postgresql+asyncpg://"):
+            assert part not in str(raised.value)
+
+    def test_a_malformed_url_is_not_repeated(self) -> None:
+        with pytest.raises(InvalidRequestError) as raised:
+            parse_url("postgresql+asyncpg://u:sekrit@host:notaport/db")
+        assert "sekrit" not in str(raised.value)
+
+
+class TestTheStatementTimeout:
+    async def test_an_attempt_past_the_timeout_fails_once_and_is_not_retried(self) -> None:
+        attempts: list[int] = []
+
+        async def stalled() -> str:
+            attempts.append(1)
+            await asyncio.sleep(30)
+            return "never"
+
+        started = time.monotonic()
+        with pytest.raises(IndexRepoError) as raised:
+            await with_retries(stalled, "find_locations", "postgresql", 0.2)
+        assert time.monotonic() - started < 2
+        assert attempts == [1]
+        assert isinstance(raised.value.__cause__, TimeoutError)
+        assert "did not answer within the statement timeout" in str(raised.value)
+
+    async def test_an_attempt_within_the_timeout_succeeds(self) -> None:
+        async def prompt() -> str:
+            await asyncio.sleep(0.01)
+            return "done"
+
+        assert await with_retries(prompt, "find_locations", "postgresql", 5) == "done"
+
+    def test_the_server_side_timeouts_follow_the_option(self) -> None:
+        options = Postgres().engine_options(
+            sa.make_url("postgresql+asyncpg://h/db"),
+            EngineOptions(statement_timeout_s=2.5, connect_timeout_s=4),
+        )
+        connect = options["connect_args"]
+        assert connect["command_timeout"] == 2.5
+        assert connect["timeout"] == 4
+        assert connect["server_settings"]["statement_timeout"] == "2500"
+        sqlite_options = Sqlite().engine_options(
+            sa.make_url("sqlite+aiosqlite:///x.db"), EngineOptions(statement_timeout_s=7)
+        )
+        assert sqlite_options["connect_args"]["timeout"] == 7

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import sqlalchemy as sa
@@ -33,8 +33,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-CONNECT_TIMEOUT_S = 10.0
-SQLITE_BUSY_TIMEOUT_S = 60.0
+if TYPE_CHECKING:
+    from fetchcore.adapters.sql.engine import EngineOptions
+
 _MODERN_SQLITE_VARIABLE_LIMIT = 32_766  # the default since SQLite 3.32.0
 _OLD_SQLITE_VARIABLE_LIMIT = 999
 _PARAMETERS_KEPT_FREE = 16  # for the other parameters of a chunked statement
@@ -45,8 +46,8 @@ _MIGRATION_LOCK_KEY = 0x6665746368636F72  # "fetchcor": the advisory lock of sch
 class SqlDialect(Protocol):
     """The operations whose SQL differs between the databases the index runs on."""
 
-    def engine_options(self, url: URL) -> dict[str, Any]:
-        """Keyword arguments for ``create_async_engine``."""
+    def engine_options(self, url: URL, options: EngineOptions) -> dict[str, Any]:
+        """Keyword arguments for ``create_async_engine`` (the timeouts; not the pool)."""
         ...
 
     def prepare(self, engine: AsyncEngine) -> None:
@@ -109,11 +110,16 @@ def _insert_columns(table: sa.Table) -> list[str]:
 class Postgres:
     """PostgreSQL through asyncpg."""
 
-    def engine_options(self, url: URL) -> dict[str, Any]:
+    def engine_options(self, url: URL, options: EngineOptions) -> dict[str, Any]:
+        statement_ms = max(1, int(options.statement_timeout_s * 1000))
         return {
             "connect_args": {
-                "timeout": CONNECT_TIMEOUT_S,
-                "server_settings": {"application_name": "fetchcore"},
+                "timeout": options.connect_timeout_s,
+                "command_timeout": options.statement_timeout_s,
+                "server_settings": {
+                    "application_name": "fetchcore",
+                    "statement_timeout": str(statement_ms),
+                },
             },
         }
 
@@ -193,12 +199,14 @@ class Sqlite:
 
     variable_limit: int = _MODERN_SQLITE_VARIABLE_LIMIT
 
-    def engine_options(self, url: URL) -> dict[str, Any]:
-        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    def engine_options(self, url: URL, options: EngineOptions) -> dict[str, Any]:
+        return {"connect_args": {"timeout": options.statement_timeout_s}}  # the busy timeout
 
     def prepare(self, engine: AsyncEngine) -> None:
-        event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
-        event.listen(engine.sync_engine, "begin", _begin_sqlite_transaction)
+        target = engine.sync_engine
+        if not event.contains(target, "connect", _configure_sqlite_connection):  # once per engine
+            event.listen(target, "connect", _configure_sqlite_connection)
+            event.listen(target, "begin", _begin_sqlite_transaction)
 
     @property
     def read_options(self) -> dict[str, Any]:
@@ -245,10 +253,10 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     # Let the "begin" listener below emit BEGIN itself (pysqlite's own handling
     # would begin lazily and DEFERRED, which can fail on the lock mid-transaction).
     dbapi_connection.isolation_level = None
+    # The busy timeout is the driver's ``timeout`` (the engine's connect arguments).
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
     finally:
         cursor.close()
 

@@ -71,13 +71,17 @@ def is_transient(error: BaseException) -> bool:
     code = sqlstate(error)
     if code is not None:
         return code in _TRANSIENT_SQLSTATES or code[:2] in _TRANSIENT_SQLSTATE_CLASSES
-    if isinstance(error, ConnectionError | TimeoutError):
+    if isinstance(error, TimeoutError):
+        return False  # a stalled database would stall the next attempt too
+    if isinstance(error, ConnectionError):
         return True
     message = str(error).lower()
     return any(busy in message for busy in _SQLITE_BUSY_MESSAGES)
 
 
 def _advice(error: BaseException) -> str:
+    if isinstance(error, TimeoutError) or sqlstate(error) == "57014":
+        return "the database did not answer within the statement timeout"
     code = sqlstate(error)
     if code in _ADVICE_BY_SQLSTATE:
         return _ADVICE_BY_SQLSTATE[code]
@@ -96,10 +100,10 @@ def translate(error: BaseException, operation: str, where: str) -> IndexRepoErro
     Args:
         error: what the driver raised.
         operation: what the index was doing, e.g. ``"find_locations"``.
-        where: the database URL, password hidden.
+        where: which kind of database (never its URL: it may hold credentials).
 
     Returns:
         An :class:`IndexRepoError` to be raised ``from error``.
     """
     detail = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-    return IndexRepoError(f"SQL index {operation} at {where}: {_advice(error)} ({detail})")
+    return IndexRepoError(f"SQL index {operation} on {where}: {_advice(error)} ({detail})")

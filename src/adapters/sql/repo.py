@@ -11,7 +11,11 @@ heads overwritten), so recording a batch again changes nothing.
 
 Each public method runs at the boundary: ids that no row can hold are dropped
 before the query, transient faults are retried, and whatever still fails
-leaves as a fetchcore error with the driver's error as its cause.
+leaves as a fetchcore error with the driver's error as its cause. Each attempt
+runs under the statement timeout: a stalled database fails the call.
+
+The index has its own connection pool, so the calls of one fetch may overlap
+(``concurrent_calls``), on an engine it created or on one a hub handed over.
 """
 
 from __future__ import annotations
@@ -33,13 +37,20 @@ from contextlib import (
     contextmanager,
     nullcontext,
 )
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 import attrs
 import sqlalchemy as sa
 from fetchcore.adapters.sql import rows, schema
 from fetchcore.adapters.sql.dialects import SqlDialect
-from fetchcore.adapters.sql.engine import open_engine, shown, with_retries
+from fetchcore.adapters.sql.engine import (
+    EngineOptions,
+    dialect_for,
+    open_engine,
+    probe,
+    shown,
+    with_retries,
+)
 from fetchcore.adapters.sql.migrate import upgrade_engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -63,7 +74,10 @@ def _at_the_boundary(
     @functools.wraps(method)
     async def wrapper(self: SqlIndexRepo, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await with_retries(
-            lambda: method(self, *args, **kwargs), method.__name__, shown(self.engine.url)
+            lambda: method(self, *args, **kwargs),
+            method.__name__,
+            shown(self.engine.url),
+            self.statement_timeout_s,
         )
 
     return wrapper
@@ -73,16 +87,33 @@ def _at_the_boundary(
 class SqlIndexRepo:
     """The index in SQL tables (``fetchcore_*``), for PostgreSQL and SQLite alike.
 
-    Open it with :meth:`connect`; the engine is disposed of when the block exits.
+    Open it with :meth:`connect` (fetchcore creates the engine and disposes of it
+    when the block exits) or :meth:`from_engine` (a hub's own engine).
     """
+
+    concurrent_calls: ClassVar[bool] = True
+    """Calls may overlap: each takes its own connection from the pool."""
 
     engine: AsyncEngine
     dialect: SqlDialect
     _one_at_a_time: asyncio.Lock | None = None
+    statement_timeout_s: float = EngineOptions().statement_timeout_s
 
     @classmethod
     @asynccontextmanager
-    async def connect(cls, url: str, *, create_schema: bool = False) -> AsyncIterator[SqlIndexRepo]:
+    async def connect(
+        cls,
+        url: str,
+        *,
+        create_schema: bool = False,
+        connect_timeout_s: float = EngineOptions().connect_timeout_s,
+        statement_timeout_s: float = EngineOptions().statement_timeout_s,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+        pool_timeout_s: float | None = None,
+        pool_recycle_s: float | None = None,
+        pool_pre_ping: bool = False,
+    ) -> AsyncIterator[SqlIndexRepo]:
         """Open the index at ``url`` for the duration of an ``async with`` block.
 
         Args:
@@ -91,20 +122,72 @@ class SqlIndexRepo:
                 alone is a private in-memory database).
             create_schema: run the shipped migrations first, creating missing
                 tables (production runs ``python -m fetchcore.adapters.sql.migrate``).
+            connect_timeout_s: opening one connection.
+            statement_timeout_s: one attempt of one operation; a longer one fails
+                with :class:`IndexRepoError` (on PostgreSQL also the server's
+                ``statement_timeout``; on SQLite the busy timeout).
+            pool_size, max_overflow, pool_timeout_s, pool_recycle_s, pool_pre_ping:
+                SQLAlchemy's pool settings; ``None`` keeps SQLAlchemy's default.
 
         Returns:
             An async context manager that yields the connected index.
 
         Raises:
-            InvalidRequestError: the URL is malformed or names an unsupported driver.
+            InvalidRequestError: the URL or an option is malformed, or the URL
+                names an unsupported driver.
             IndexRepoError: the database cannot be reached, refuses the
                 credentials, or the migration failed.
         """
-        async with open_engine(url) as (engine, dialect):
-            index = cls(engine, dialect, _one_at_a_time_for(engine))
+        options = EngineOptions(
+            connect_timeout_s=connect_timeout_s,
+            statement_timeout_s=statement_timeout_s,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout_s=pool_timeout_s,
+            pool_recycle_s=pool_recycle_s,
+            pool_pre_ping=pool_pre_ping,
+        )
+        async with open_engine(url, options) as (engine, dialect):
+            index = cls(engine, dialect, _one_at_a_time_for(engine), statement_timeout_s)
             if create_schema:
                 await index.upgrade_schema()
             yield index
+
+    @classmethod
+    async def from_engine(
+        cls,
+        engine: AsyncEngine,
+        *,
+        create_schema: bool = False,
+        statement_timeout_s: float = EngineOptions().statement_timeout_s,
+    ) -> SqlIndexRepo:
+        """The index on a hub's own engine (created once at start-up, shared with the hub).
+
+        The engine stays the hub's: fetchcore never disposes of it. Its pool,
+        connect arguments and server settings are the hub's and apply as they
+        are; fetchcore adds its client-side ``statement_timeout_s`` to every
+        attempt of every operation. On SQLite it installs its connection setup
+        on the engine (WAL mode; explicit ``BEGIN``, ``IMMEDIATE`` for writes).
+
+        Args:
+            engine: a ``postgresql+asyncpg`` or ``sqlite+aiosqlite`` AsyncEngine.
+            create_schema: run the shipped migrations first.
+            statement_timeout_s: one attempt of one operation; a longer one fails.
+
+        Raises:
+            InvalidRequestError: the engine's driver is not supported.
+            IndexRepoError: the database cannot be reached, or the migration failed.
+        """
+        EngineOptions(statement_timeout_s=statement_timeout_s)  # validates it
+        initial = dialect_for(engine.url)
+        initial.prepare(engine)
+        dialect = await with_retries(
+            lambda: probe(engine, initial), "connect", shown(engine.url), statement_timeout_s
+        )
+        index = cls(engine, dialect, _one_at_a_time_for(engine), statement_timeout_s)
+        if create_schema:
+            await index.upgrade_schema()
+        return index
 
     @_at_the_boundary
     async def upgrade_schema(self) -> None:
