@@ -20,7 +20,7 @@ EDITABLE = ("--config-settings", "editable_mode=strict", "-e")
 def tests(session: nox.Session) -> None:
     """The whole test suite, PostgreSQL and S3 contract tests included."""
     session.install(*EDITABLE, ".[test]")
-    session.run("pytest", *(session.posargs or ["tests", "examples"]))
+    session.run("pytest", *session.posargs)
 
 
 @nox.session
