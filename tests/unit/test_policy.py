@@ -10,9 +10,19 @@ import pytest
 from fetchcore import FetchError, InvalidRequestError, Policy
 from fetchcore.policy import MAX_PRESIGN_TTL_S
 
-INTEGER_FIELDS = [f.name for f in attrs.fields(Policy) if f.type in (int, "int")]
-FLOAT_FIELDS = [f.name for f in attrs.fields(Policy) if f.type in (float, "float")]
-OPTIONAL_FLOAT_FIELDS = [f.name for f in attrs.fields(Policy) if f.type == "float | None"]
+
+
+def fields_typed(annotation: str) -> list[str]:
+    return [f.name for f in attrs.fields(Policy) if str(f.type) == annotation]
+
+
+INTEGER_FIELDS = fields_typed("int")
+FLOAT_FIELDS = fields_typed("float")
+OPTIONAL_FLOAT_FIELDS = fields_typed("float | None")
+
+
+def policy_with(name: str, value: object) -> Policy:
+    return Policy(**{name: value})  # type: ignore[arg-type]
 
 
 def refused(**fields: object) -> InvalidRequestError:
@@ -93,7 +103,7 @@ class TestFloatFields:
 
     @pytest.mark.parametrize("name", FLOAT_FIELDS)
     def test_an_int_is_accepted(self, name: str) -> None:
-        assert getattr(Policy(**{name: 5}), name) == 5
+        assert getattr(policy_with(name, 5), name) == 5
 
 
 class TestLimits:
@@ -121,7 +131,7 @@ class TestLimits:
     def test_the_lowest_integer_is_accepted_and_one_below_refused(
         self, name: str, lowest: int
     ) -> None:
-        assert getattr(Policy(**{name: lowest}), name) == lowest
+        assert getattr(policy_with(name, lowest), name) == lowest
         refused(**{name: lowest - 1})
 
     @pytest.mark.parametrize(
@@ -136,7 +146,7 @@ class TestLimits:
     def test_the_lowest_float_is_accepted_and_just_below_refused(
         self, name: str, lowest: float
     ) -> None:
-        assert getattr(Policy(**{name: lowest}), name) == lowest
+        assert getattr(policy_with(name, lowest), name) == lowest
         refused(**{name: math.nextafter(lowest, -math.inf)})
 
     def test_a_presign_ttl_of_seven_days_is_accepted_and_one_second_more_refused(self) -> None:
