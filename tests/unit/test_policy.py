@@ -11,7 +11,6 @@ from fetchcore import FetchError, InvalidRequestError, Policy
 from fetchcore.policy import MAX_PRESIGN_TTL_S
 
 
-
 def fields_typed(annotation: str) -> list[str]:
     return [f.name for f in attrs.fields(Policy) if str(f.type) == annotation]
 
