@@ -82,7 +82,7 @@ class TestIngestAndFetch:
         monkeypatch.setenv("FETCHCORE_INDEX", f"sqlite+aiosqlite:///{workdir / 'elsewhere.db'}")
         monkeypatch.setenv("FETCHCORE_STORE", f"file://{workdir / 'elsewhere'}")
         write_push(workdir / "push.mpack", "a", {"a.txt": b"hello"})
-        assert run(capsys, "ingest", "push.mpack", "--repo", REPO)[0] == EXIT_OK
+        assert run(capsys, "--create", "ingest", "push.mpack", "--repo", REPO)[0] == EXIT_OK
         assert (workdir / "elsewhere.db").exists()
         assert (workdir / "elsewhere").is_dir()
         assert not (workdir / ".fetchcore").exists()
