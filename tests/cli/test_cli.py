@@ -22,15 +22,6 @@ from fetchcore.wire import decode_fetch, encode_push
 REPO = "cli/repo"
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in an empty directory, so the embedded default lands in tmp_path/.fetchcore."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("FETCHCORE_INDEX", raising=False)
-    monkeypatch.delenv("FETCHCORE_STORE", raising=False)
-    return tmp_path
-
-
 def write_push(path: Path, label: str, files: dict[str, bytes], parents: Sequence[str] = ()) -> str:
     commit_id, snapshot_id = fake_id(f"commit-{label}"), fake_id(f"snap-{label}")
     path.write_bytes(
