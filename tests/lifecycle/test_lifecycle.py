@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -135,6 +136,21 @@ class TestDeletingARepository:
         await ingest(stack, ALICE, data)
         assert len(await stack.index.resolve_commits(ALICE, [commit], [])) == 1
         assert set(await stack.index.find_locations([blob_id(ALICE_ONLY)])) == {blob_id(ALICE_ONLY)}
+
+    async def test_an_ingest_racing_the_deletion_keeps_the_object_it_shares(
+        self, stack: LifecycleStack
+    ) -> None:
+        # Whichever runs first, or however they interleave, Bob ends up with a location.
+        for round_ in range(5):
+            alice_push, _ = push(f"a{round_}", {"s.txt": SHARED})
+            bob_push, bob_commit = push(f"b{round_}", {"s.txt": SHARED})
+            await ingest(stack, ALICE, alice_push)
+            await asyncio.gather(
+                delete_repository(stack.index, ALICE), ingest(stack, BOB, bob_push)
+            )
+            assert set(await stack.index.find_locations([blob_id(SHARED)])) == {blob_id(SHARED)}
+            assert len(await stack.index.resolve_commits(BOB, [bob_commit], [])) >= 1
+            await delete_repository(stack.index, BOB)
 
     @pytest.mark.parametrize("bad", ["", "line\nbreak"])
     async def test_a_bad_repository_id_is_refused(self, stack: LifecycleStack, bad: str) -> None:
