@@ -38,14 +38,16 @@ def masked(url: str) -> str:
 
 
 def scrubbed(message: str, urls: list[str]) -> str:
-    """``message`` with every password of ``urls`` replaced by ``***``."""
+    """``message`` with each of ``urls`` masked, and each of their passwords hidden
+    wherever it follows a ``:`` and precedes an ``@`` (as a driver may echo it)."""
     for url in urls:
         try:
             password = urlsplit(url).password
         except ValueError:
             continue
         if password:
-            message = message.replace(url, masked(url)).replace(password, _MASK)
+            message = message.replace(url, masked(url))
+            message = message.replace(f":{password}@", f":{_MASK}@")
     return message
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fetchcore.adapters.cli import EXIT_OK, EXIT_UNKNOWN_COMMIT, EXIT_USAGE, main
+from fetchcore.adapters.urls import masked, scrubbed
 
 from fetchcore import __version__
 from fetchcore.ids import content_id
@@ -360,3 +361,21 @@ def test_the_demo_runs_on_postgres_and_s3_creating_schema_and_bucket_and_runs_ag
     assert code == EXIT_OK
     assert "A full fetch of 60 blobs from 2 push mpacks" in out
     assert PASSWORD not in out + err
+
+
+class TestMasking:
+    def test_a_url_shows_its_user_but_not_its_password(self) -> None:
+        url = f"postgresql+asyncpg://hub:{PASSWORD}@db.local:5432/hub?ssl=require"
+        assert masked(url) == "postgresql+asyncpg://hub:***@db.local:5432/hub?ssl=require"
+
+    def test_a_url_without_a_password_is_shown_as_it_is(self) -> None:
+        for url in ("postgresql+asyncpg://hub@db.local/hub", "s3://bucket/p", "file://x"):
+            assert masked(url) == url
+
+    def test_a_message_loses_the_password_but_keeps_everything_else(self) -> None:
+        url = "postgresql+asyncpg://hub:a@db.local/hub"
+        message = f"cannot connect to {url}; the server said: bad password for hub:a@db.local"
+        assert scrubbed(message, [url]) == (
+            "cannot connect to postgresql+asyncpg://hub:***@db.local/hub; "
+            "the server said: bad password for hub:***@db.local"
+        )
