@@ -468,7 +468,8 @@ async def command_delete_repo(args: argparse.Namespace, progress: Progress) -> O
         f"{deleted.objects:,} object(s) ({deleted.released_objects:,} no longer in any repository)",
         "its push mpacks stay in the store until `fetchcore orphans --delete` finds them unused",
     ]
-    return Output(attrs.asdict(deleted) | {"repo": deleted.repo_id}, lines)
+    counts = attrs.asdict(deleted, filter=lambda field, _: field.name != "repo_id")
+    return Output({"repo": deleted.repo_id, **counts}, lines)
 
 
 async def command_orphans(args: argparse.Namespace, progress: Progress) -> Output:

@@ -293,7 +293,14 @@ class TestLifecycle:
         history(workdir, capsys)
         code, data = run_json(capsys, "delete-repo", "--repo", REPO, "--json")
         assert code == EXIT_OK
-        assert (data["commits"], data["branch_heads"], data["released_objects"]) == (2, 1, 2)
+        assert data == {
+            "repo": REPO,
+            "commits": 2,
+            "snapshots": 2,
+            "branch_heads": 1,
+            "objects": 2,
+            "released_objects": 2,
+        }
         assert run(capsys, "log", "--repo", REPO)[1] == f"{REPO} has no commits\n"
 
         pushes = sorted(content_id((workdir / n).read_bytes()) for n in ("one.mpack", "two.mpack"))
