@@ -589,9 +589,17 @@ def _with_default(about: str, default: object) -> str:
 
 
 def _common_options() -> argparse.ArgumentParser:
-    """Options every command takes, after its name."""
+    """Options every command takes after its name: --json, and the stack options again.
+
+    The stack options default to SUPPRESS here, so that given before the command
+    name they are not overwritten by a subcommand's default.
+    """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON object, not text")
+    about = "as before the command (see fetchcore --help)"
+    common.add_argument("--index", default=argparse.SUPPRESS, help=about)
+    common.add_argument("--store", default=argparse.SUPPRESS, help=about)
+    common.add_argument("--create", action="store_true", default=argparse.SUPPRESS, help=about)
     return common
 
 

@@ -236,6 +236,16 @@ class TestUrlMistakes:
         assert "--create" in err
         assert not (workdir / "typo.db").exists()
 
+    def test_the_stack_options_may_follow_the_command(
+        self, workdir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        url = f"sqlite+aiosqlite:///{workdir / 'after.db'}"
+        assert run(capsys, "heads", "--repo", REPO, "--index", url)[0] == EXIT_USAGE
+        code, _, _ = run(capsys, "heads", "--repo", REPO, "--index", url, "--create")
+        assert code == EXIT_OK
+        assert (workdir / "after.db").is_file()
+        assert not (workdir / ".fetchcore" / "index.sqlite").exists()
+
     def test_create_makes_a_new_sqlite_index(
         self, workdir: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
