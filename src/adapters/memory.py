@@ -104,8 +104,11 @@ class MemoryObjectStore:
     # ── lifecycle (fetchcore.lifecycle.StoreLifecycle) ──
 
     async def list_mpacks(self) -> AsyncIterator[StoredMPack]:
+        now = dt.datetime.now(dt.UTC)
         for mpack_id, data in list(self.mpacks.items()):
-            yield StoredMPack(mpack_id, len(data), self.mpack_stored_at[mpack_id])
+            # An mpack put into the dict directly (as tests do) counts as stored when first seen.
+            stored_at = self.mpack_stored_at.setdefault(mpack_id, now)
+            yield StoredMPack(mpack_id, len(data), stored_at)
 
     async def delete_mpack(self, mpack_id: str) -> None:
         self.mpacks.pop(ids.check_mpack_id(mpack_id), None)

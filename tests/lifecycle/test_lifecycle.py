@@ -283,3 +283,10 @@ class TestSweepingIsCareful:
 
     async def test_the_default_minimum_age_is_one_day(self) -> None:
         assert DEFAULT_MIN_AGE_S == 86_400
+
+    async def test_an_mpack_put_into_the_memory_dict_directly_counts_as_new(self) -> None:
+        store = MemoryObjectStore()
+        data, _ = push("a", {"a.txt": ALICE_ONLY})
+        store.mpacks[content_id(data)] = data
+        assert await find_orphan_mpacks(MemoryIndexRepo(), store) == []
+        assert len(await find_orphan_mpacks(MemoryIndexRepo(), store, now=later())) == 1
