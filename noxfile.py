@@ -68,7 +68,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The demo: a synthetic repository ingested and fetched on the embedded default."""
+    """The demo: a synthetic repository ingested and fetched on the embedded default
+    (``nox -s demo -- --index postgresql+asyncpg://… --store s3://…`` for another stack)."""
     session.install(*EDITABLE, ".[sql,s3]")
     session.run("fetchcore", "demo", *session.posargs)
 

@@ -1,21 +1,43 @@
-"""The ``fetchcore`` command: ingest, fetch, plan and demo, over any index and store.
+"""The ``fetchcore`` command: ingest, fetch, plan, inspect and tidy, over any index and store.
 
 A driving adapter: it parses arguments, opens the index and the store named by
 ``--index`` / ``--store`` (or ``FETCHCORE_INDEX`` / ``FETCHCORE_STORE``, else the
 embedded default: a SQLite file and a directory under ``./.fetchcore/``), calls
-the library, and turns its answers into text and exit codes:
+the library, and turns its answers into text or JSON and exit codes:
 
     0 done · 1 anything else failed · 2 usage · 3 not indexed yet (retry later)
     4 unknown commit
 
 Results go to stdout; progress (for steps over a second) and errors, one line
-each, go to stderr.
+each, go to stderr. No password is printed: URLs are shown masked.
+
+With ``--json`` a command prints one JSON object on stdout instead of text. Its
+keys are stable (new keys may be added, none renamed or removed):
+
+- ``ingest``: repo, mpack_id, uploaded, bytes, commit_count, snapshot_count,
+  blob_count, commit_ids (list), branch_heads (branch -> commit id)
+- ``fetch``: repo, mpack_id, mpack_url (null if the store cannot presign),
+  commit_count, snapshot_count, blob_count, size_bytes, uploaded, seconds,
+  out (null unless --out), stats {requests, mpack_gets, range_gets,
+  object_gets, bytes_read, cache_hits, retries, failed_sources}
+- ``plan``: repo, commit_count, snapshot_count, blob_count, cached_blobs,
+  cached_bytes, legacy_blobs, not_indexed_blobs, request_count,
+  reads [{mpack_id, blobs, whole, reason, bytes_to_read, ranges [[start, end]]}]
+- ``log``: repo, commits [{commit_id, snapshot_id, parent_ids, branches}], newest first
+- ``heads``: repo, branch_heads (branch -> commit id)
+- ``migrate``: index (masked), revision
+- ``delete-repo``: repo, commits, snapshots, branch_heads, objects, released_objects
+- ``orphans``: min_age_s, deleted (bool), mpacks [{mpack_id, size, stored_at (ISO 8601)}]
+- ``demo``: index, store (masked), blob_count, pushes, fetch_reused,
+  rows [{method, requests, bytes_read, seconds}], keys_seconds
+- any command that fails: error {type, message, exit_code}
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -24,27 +46,38 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 import attrs
 from fetchcore.adapters.baseline import per_object_fetch, write_object_keys
 from fetchcore.adapters.filesystem import FilesystemObjectStore
+from fetchcore.adapters.urls import check_index_url, masked, parse_s3_url, scrubbed
 
 from fetchcore import (
     FetchError,
     FetchNotIndexedError,
     FetchPreview,
+    FetchResult,
     IndexRepo,
     InvalidRequestError,
     MPackRead,
     ObjectStore,
     Policy,
     UnknownCommitError,
+    __version__,
     ingest_push,
     preview_fetch,
     serve_fetch,
 )
+from fetchcore.lifecycle import (
+    DEFAULT_MIN_AGE_S,
+    IndexLifecycle,
+    StoreLifecycle,
+    delete_orphan_mpacks,
+    delete_repository,
+    find_orphan_mpacks,
+)
 from fetchcore.testing import synthetic_history
+from fetchcore.wire import parse_push
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_INDEXED, EXIT_UNKNOWN_COMMIT = 0, 1, 2, 3, 4
 # What a base install (no extras) lacks: the module that failed to import -> its extra.
@@ -59,7 +92,16 @@ EXTRA_OF_MODULE = {
 }
 HOME = Path(".fetchcore")
 PROGRESS_AFTER_S = 1.0
+DEMO_REPO = "demo/synthetic"
 T = TypeVar("T")
+
+ENVIRONMENT = """environment variables read:
+  FETCHCORE_INDEX          the index URL when --index is not given
+  FETCHCORE_STORE          the store URL when --store is not given
+  FETCHCORE_S3_ACCESS_KEY  S3 credentials; without them botocore's usual lookup
+  FETCHCORE_S3_SECRET_KEY  (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws)
+
+exit codes: 0 done, 1 failed, 2 usage, 3 not indexed yet (retry later), 4 unknown commit"""
 
 
 # ── opening the index and the store ──────────────────────────────────────────
@@ -74,46 +116,48 @@ def default_store_url(home: Path = HOME) -> str:
 
 
 @asynccontextmanager
-async def open_index(url: str) -> AsyncIterator[IndexRepo]:
-    """The index at ``url``; SQLite files get their tables created on first use."""
+async def open_index(url: str, *, create_schema: bool = False) -> AsyncIterator[IndexRepo]:
+    """The index at ``url``; SQLite files get their tables created on first use.
+
+    Args:
+        create_schema: run the migrations first on any database (SQLite always does).
+    """
     from fetchcore.adapters.sql import (
         SqlIndexRepo,  # imported on use: the driver is not needed before
     )
 
-    async with SqlIndexRepo.connect(url, create_schema=url.startswith("sqlite")) as index:
+    create_schema = create_schema or url.startswith("sqlite")
+    async with SqlIndexRepo.connect(url, create_schema=create_schema) as index:
         yield index
 
 
 @asynccontextmanager
-async def open_store(url: str) -> AsyncIterator[ObjectStore]:
+async def open_store(url: str, *, create_bucket: bool = False) -> AsyncIterator[ObjectStore]:
     """The store at ``file://PATH`` or ``s3://BUCKET/PREFIX?endpoint=…&region=…``.
 
     S3 credentials come from FETCHCORE_S3_ACCESS_KEY / FETCHCORE_S3_SECRET_KEY,
     else botocore's usual lookup (AWS_ACCESS_KEY_ID, ~/.aws, …).
 
     Raises:
-        InvalidRequestError: the URL names no store fetchcore knows.
+        InvalidRequestError: the URL names no store fetchcore knows, carries an
+            unknown parameter, or an endpoint without a scheme.
     """
     if url.startswith("file://"):
         yield FilesystemObjectStore(Path(url.removeprefix("file://")))
         return
-    parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc:
-        raise InvalidRequestError(
-            f"unknown store URL {url!r}: use file://PATH or s3://BUCKET/PREFIX"
-        )
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    location = parse_s3_url(url)
     from fetchcore.adapters.s3 import (
         S3ObjectStore,  # imported on use: aiobotocore is slow to import
     )
 
     async with S3ObjectStore.connect(
-        bucket=parts.netloc,
-        prefix=parts.path.lstrip("/"),
-        endpoint_url=query.get("endpoint"),
-        region=query.get("region", "us-east-1"),
+        bucket=location.bucket,
+        prefix=location.prefix,
+        endpoint_url=location.endpoint,
+        region=location.region,
         access_key_id=os.environ.get("FETCHCORE_S3_ACCESS_KEY"),
         secret_access_key=os.environ.get("FETCHCORE_S3_SECRET_KEY"),
+        create_bucket=create_bucket,
     ) as store:
         yield store
 
@@ -129,14 +173,40 @@ def _make_local_directories(index_url: str, store_url: str) -> None:
 
 
 @asynccontextmanager
-async def open_stack(args: argparse.Namespace) -> AsyncIterator[tuple[IndexRepo, ObjectStore]]:
-    """The index and the store the command line names."""
+async def open_stack(
+    args: argparse.Namespace, *, provision: bool = False
+) -> AsyncIterator[tuple[IndexRepo, ObjectStore]]:
+    """The index and the store the command line names.
+
+    Args:
+        provision: also create the schema (any database) and the S3 bucket.
+    """
+    may_create = args.create or provision or args.index == default_index_url()
+    check_index_url(args.index, create=may_create)
     _make_local_directories(args.index, args.store)
-    async with open_index(args.index) as index, open_store(args.store) as store:
+    async with (
+        open_index(args.index, create_schema=provision) as index,
+        open_store(args.store, create_bucket=provision) as store,
+    ):
         yield index, store
 
 
+def lifecycle_of(index: object, store: object) -> tuple[IndexLifecycle, StoreLifecycle]:
+    """The lifecycle ports of an index and a store, which every shipped adapter has."""
+    if not isinstance(index, IndexLifecycle) or not isinstance(store, StoreLifecycle):
+        raise InvalidRequestError("this index or store cannot delete repositories or mpacks")
+    return index, store
+
+
 # ── output ───────────────────────────────────────────────────────────────────
+
+
+@attrs.frozen
+class Output:
+    """What a command says: the same facts as a JSON object and as lines of text."""
+
+    data: dict[str, Any]
+    lines: list[str]
 
 
 def megabytes(count: int) -> str:
@@ -172,10 +242,10 @@ async def timed(call: Awaitable[T]) -> tuple[T, float]:
     return result, time.perf_counter() - started
 
 
-# ── commands ─────────────────────────────────────────────────────────────────
+# ── ingest and fetch ─────────────────────────────────────────────────────────
 
 
-async def command_ingest(args: argparse.Namespace, progress: Progress) -> None:
+async def command_ingest(args: argparse.Namespace, progress: Progress) -> Output:
     try:
         data = await asyncio.to_thread(Path(args.file).read_bytes)
     except OSError as error:
@@ -184,15 +254,79 @@ async def command_ingest(args: argparse.Namespace, progress: Progress) -> None:
     async with open_stack(args) as (index, store):
         with progress.step(f"ingesting {args.file}"):
             result = await ingest_push(index, store, repo_id=args.repo, mpack=data, policy=policy)
+    recorded = parse_push(data, policy)  # ingest accepted it: parsing again cannot fail
+    commit_ids = [commit.commit_id for commit in recorded.commits]
+    heads = dict(recorded.branch_heads)
     stored = "stored" if result.uploaded else "already stored"
-    print(f"ingested {result.mpack_id} into {args.repo} ({stored})")
-    print(
+    lines = [
+        f"ingested {result.mpack_id} into {args.repo} ({stored})",
         f"  {result.commit_count:,} commit(s), {result.snapshot_count:,} snapshot(s), "
-        f"{result.blob_count:,} blob(s), {megabytes(len(data))}"
-    )
+        f"{result.blob_count:,} blob(s), {megabytes(len(data))}",
+        *(f"commit  {commit_id}" for commit_id in commit_ids),
+        *(f"head    {branch} -> {commit_id}" for branch, commit_id in sorted(heads.items())),
+    ]
+    data_out = {
+        "repo": args.repo,
+        "mpack_id": result.mpack_id,
+        "uploaded": result.uploaded,
+        "bytes": len(data),
+        "commit_count": result.commit_count,
+        "snapshot_count": result.snapshot_count,
+        "blob_count": result.blob_count,
+        "commit_ids": commit_ids,
+        "branch_heads": heads,
+    }
+    return Output(data_out, lines)
 
 
-async def command_fetch(args: argparse.Namespace, progress: Progress) -> None:
+def fetch_data(args: argparse.Namespace, result: FetchResult, took: float) -> dict[str, Any]:
+    stats = result.stats
+    return {
+        "repo": args.repo,
+        "mpack_id": result.mpack_id,
+        "mpack_url": result.mpack_url,
+        "commit_count": result.commit_count,
+        "snapshot_count": result.snapshot_count,
+        "blob_count": result.blob_count,
+        "size_bytes": result.size_bytes,
+        "uploaded": result.uploaded,
+        "seconds": round(took, 6),
+        "out": args.out,
+        "stats": {
+            "requests": stats.requests,
+            "mpack_gets": stats.mpack_gets,
+            "range_gets": stats.range_gets,
+            "object_gets": stats.object_gets,
+            "bytes_read": stats.bytes_read,
+            "cache_hits": stats.cache_hits,
+            "retries": stats.retries,
+            "failed_sources": stats.failed_sources,
+        },
+    }
+
+
+def fetch_lines(result: FetchResult, took: float, out: str | None) -> list[str]:
+    stats = result.stats
+    lines = [
+        f"fetch mpack  {result.mpack_id}",
+        f"url          {result.mpack_url or '(this store cannot presign)'}",
+        f"sent         {result.commit_count:,} commit(s), {result.snapshot_count:,} snapshot(s), "
+        f"{result.blob_count:,} blob(s), {megabytes(result.size_bytes)}",
+        f"read         {stats.requests:,} request(s) ({stats.mpack_gets} whole, "
+        f"{stats.range_gets} ranged, {stats.object_gets} per-object), "
+        f"{megabytes(stats.bytes_read)}, {stats.cache_hits:,} cache hit(s), in {took:.2f} s",
+    ]
+    return lines + ([f"written to   {out}"] if out else [])
+
+
+async def read_fetch_document(store: ObjectStore, fetch_id: str) -> bytes | None:
+    # Until the streaming fetch lands, serve_fetch stores its document as a push
+    # mpack; stores written before it have no get_fetch. Then get_fetch alone will do.
+    data = await store.get_fetch(fetch_id) if hasattr(store, "get_fetch") else None
+    return data if data is not None else await store.get_mpack(fetch_id)
+
+
+async def command_fetch(args: argparse.Namespace, progress: Progress) -> Output:
     encodings = ("identity", "zstd") if args.accept_zstd else ("identity",)
     async with open_stack(args) as (index, store):
         with progress.step("serving the fetch"):
@@ -207,22 +341,12 @@ async def command_fetch(args: argparse.Namespace, progress: Progress) -> None:
                 )
             )
         if args.out:
-            data = await store.get_mpack(result.mpack_id)
+            data = await read_fetch_document(store, result.mpack_id)
             await asyncio.to_thread(Path(args.out).write_bytes, data or b"")
-    stats = result.stats
-    print(f"fetch mpack  {result.mpack_id}")
-    print(f"url          {result.mpack_url or '(this store cannot presign)'}")
-    print(
-        f"sent         {result.commit_count:,} commit(s), {result.snapshot_count:,} snapshot(s), "
-        f"{result.blob_count:,} blob(s), {megabytes(result.size_bytes)}"
-    )
-    print(
-        f"read         {stats.requests:,} request(s) ({stats.mpack_gets} whole, "
-        f"{stats.range_gets} ranged, {stats.object_gets} per-object), "
-        f"{megabytes(stats.bytes_read)}, {stats.cache_hits:,} cache hit(s), in {took:.2f} s"
-    )
-    if args.out:
-        print(f"written to   {args.out}")
+    return Output(fetch_data(args, result, took), fetch_lines(result, took, args.out))
+
+
+# ── plan ─────────────────────────────────────────────────────────────────────
 
 
 def describe_read(read: MPackRead) -> list[str]:
@@ -255,11 +379,128 @@ def describe_plan(preview: FetchPreview) -> list[str]:
     return lines
 
 
-async def command_plan(args: argparse.Namespace, progress: Progress) -> None:
+def plan_data(repo: str, preview: FetchPreview) -> dict[str, Any]:
+    plan = preview.plan
+    reads = [
+        {
+            "mpack_id": read.mpack_id,
+            "blobs": len(read.blobs),
+            "whole": read.whole,
+            "reason": read.reason,
+            "bytes_to_read": read.bytes_to_read,
+            "ranges": [list(span) for span in read.ranges or ()],
+        }
+        for read in plan.reads
+    ]
+    return {
+        "repo": repo,
+        "commit_count": preview.commit_count,
+        "snapshot_count": preview.snapshot_count,
+        "blob_count": preview.blob_count,
+        "cached_blobs": len(plan.cached),
+        "cached_bytes": preview.cached_bytes,
+        "legacy_blobs": len(plan.legacy),
+        "not_indexed_blobs": len(plan.unresolved),
+        "request_count": plan.request_count,
+        "reads": reads,
+    }
+
+
+async def command_plan(args: argparse.Namespace, progress: Progress) -> Output:
     async with open_stack(args) as (index, _):
         with progress.step("planning"):
             preview = await preview_fetch(index, repo_id=args.repo, want=args.want, have=args.have)
-    print("\n".join(describe_plan(preview)))
+    return Output(plan_data(args.repo, preview), describe_plan(preview))
+
+
+# ── inspecting a repository ──────────────────────────────────────────────────
+
+
+async def command_log(args: argparse.Namespace, progress: Progress) -> Output:
+    async with open_stack(args) as (index, _):
+        heads = dict(await index.branch_heads(args.repo))
+        commits = (
+            await index.resolve_commits(args.repo, list(set(heads.values())), ()) if heads else []
+        )
+    branches_at: dict[str, list[str]] = {}
+    for branch, commit_id in sorted(heads.items()):
+        branches_at.setdefault(commit_id, []).append(branch)
+    newest_first = [
+        {
+            "commit_id": commit.commit_id,
+            "snapshot_id": commit.snapshot_id,
+            "parent_ids": list(commit.parent_ids),
+            "branches": branches_at.get(commit.commit_id, []),
+        }
+        for commit in reversed(commits)  # resolve_commits answers parents first
+    ]
+    lines = [_log_line(entry) for entry in newest_first] or [f"{args.repo} has no commits"]
+    return Output({"repo": args.repo, "commits": newest_first}, lines)
+
+
+def _log_line(entry: dict[str, Any]) -> str:
+    branches = f"  ({', '.join(entry['branches'])})" if entry["branches"] else ""
+    parents = ", ".join(entry["parent_ids"]) or "none"
+    return f"{entry['commit_id']}  parents: {parents}{branches}"
+
+
+async def command_heads(args: argparse.Namespace, progress: Progress) -> Output:
+    async with open_stack(args) as (index, _):
+        heads = dict(sorted((await index.branch_heads(args.repo)).items()))
+    width = max((len(branch) for branch in heads), default=0)
+    lines = [f"{branch:{width}}  {commit_id}" for branch, commit_id in heads.items()]
+    return Output(
+        {"repo": args.repo, "branch_heads": heads}, lines or [f"{args.repo} has no branches"]
+    )
+
+
+# ── operations ───────────────────────────────────────────────────────────────
+
+
+async def command_migrate(args: argparse.Namespace, progress: Progress) -> Output:
+    from fetchcore.adapters.sql.migrate import head_revision, upgrade_schema
+
+    check_index_url(args.url, create=args.create)
+    _make_local_directories(args.url, "")
+    with progress.step(f"migrating {masked(args.url)}"):
+        await upgrade_schema(args.url)
+    revision = head_revision()
+    shown = masked(args.url)
+    return Output({"index": shown, "revision": revision}, [f"{shown} is at revision {revision}"])
+
+
+async def command_delete_repo(args: argparse.Namespace, progress: Progress) -> Output:
+    async with open_stack(args) as (index, store):
+        deleted = await delete_repository(lifecycle_of(index, store)[0], args.repo)
+    lines = [
+        f"deleted {deleted.repo_id}: {deleted.commits:,} commit(s), {deleted.snapshots:,} "
+        f"snapshot(s), {deleted.branch_heads:,} branch head(s), membership of "
+        f"{deleted.objects:,} object(s) ({deleted.released_objects:,} no longer in any repository)",
+        "its push mpacks stay in the store until `fetchcore orphans --delete` finds them unused",
+    ]
+    counts = attrs.asdict(deleted, filter=lambda field, _: field.name != "repo_id")
+    return Output({"repo": deleted.repo_id, **counts}, lines)
+
+
+async def command_orphans(args: argparse.Namespace, progress: Progress) -> Output:
+    sweep = delete_orphan_mpacks if args.delete else find_orphan_mpacks
+    async with open_stack(args) as (index, store):
+        with progress.step("looking for push mpacks no repository references"):
+            found = await sweep(*lifecycle_of(index, store), min_age_s=args.min_age)
+    mpacks = [
+        {"mpack_id": o.mpack_id, "size": o.size, "stored_at": o.stored_at.isoformat()}
+        for o in found
+    ]
+    verb = "deleted" if args.delete else "unreferenced (dry run: pass --delete to delete them)"
+    lines = [
+        f"{o.mpack_id}  {megabytes(o.size)}  stored {o.stored_at:%Y-%m-%d %H:%M:%S}" for o in found
+    ]
+    total = megabytes(sum(o.size for o in found))
+    lines.append(f"{len(found):,} push mpack(s), {total}, {verb}")
+    return Output({"min_age_s": args.min_age, "deleted": args.delete, "mpacks": mpacks}, lines)
+
+
+# ── demo ─────────────────────────────────────────────────────────────────────
 
 
 @attrs.frozen
@@ -286,82 +527,126 @@ def demo_stack(args: argparse.Namespace) -> None:
         args.index, args.store = default_index_url(HOME / "demo"), default_store_url(HOME / "demo")
 
 
-async def command_demo(args: argparse.Namespace, progress: Progress) -> None:
+async def command_demo(args: argparse.Namespace, progress: Progress) -> Output:
     demo_stack(args)
     with progress.step(f"building a repository of {args.blobs:,} blobs in {args.pushes} pushes"):
         history = synthetic_history(
             blob_count=args.blobs, pushes=args.pushes, blob_size=args.blob_size
         )
-    repo = "demo/synthetic"
-    async with open_stack(args) as (index, store):
+    want = [history[-1].commit_id]
+    async with open_stack(args, provision=True) as (index, store):
+        # A used database: start the demo repository afresh (the pushes are content-addressed).
+        await delete_repository(lifecycle_of(index, store)[0], DEMO_REPO)
         with progress.step("ingesting the pushes"):
             for push in history:
-                await ingest_push(index, store, repo_id=repo, mpack=push.data)
+                await ingest_push(index, store, repo_id=DEMO_REPO, mpack=push.data)
         with progress.step("serving a full fetch with fetchcore"):
-            result, took = await timed(
-                serve_fetch(index, store, repo_id=repo, want=[history[-1].commit_id])
-            )
+            result, took = await timed(serve_fetch(index, store, repo_id=DEMO_REPO, want=want))
         with progress.step("writing one key per blob, as the old hub's background job did"):
             _, keys_took = await timed(
                 write_object_keys(store, {o: c for push in history for o, c in push.blobs.items()})
             )
         with progress.step("serving the same fetch with one GET per blob"):
             (_, baseline_bytes), baseline_took = await timed(
-                per_object_fetch(index, store, repo_id=repo, want=[history[-1].commit_id])
+                per_object_fetch(index, store, repo_id=DEMO_REPO, want=want)
             )
     rows = [
         DemoRow("fetchcore", result.stats.requests, result.stats.bytes_read, took),
         DemoRow("one GET per blob (the old way)", result.blob_count, baseline_bytes, baseline_took),
     ]
-    print(
-        f"A full fetch of {result.blob_count:,} blobs from {len(history)} push mpacks "
-        f"({args.index.split('///')[-1]}, {args.store}):"
+    return Output(
+        demo_data(args, result, rows, keys_took, len(history)),
+        demo_lines(args, result, rows, keys_took, len(history)),
     )
-    print("\n".join(demo_table(rows)))
-    print(
-        f"fetchcore: {baseline_took / took:.1f}x faster, "
-        f"{result.blob_count / max(1, result.stats.requests):,.0f}x fewer requests; "
-        f"and no per-push job writing {result.blob_count:,} keys ({keys_took:.1f} s the old way)."
-    )
+
+
+def demo_data(
+    args: argparse.Namespace, result: FetchResult, rows: list[DemoRow], keys_s: float, pushes: int
+) -> dict[str, Any]:
+    return {
+        "index": masked(args.index),
+        "store": masked(args.store),
+        "blob_count": result.blob_count,
+        "pushes": pushes,
+        "fetch_reused": not result.uploaded,
+        "rows": [attrs.asdict(row) for row in rows],
+        "keys_seconds": keys_s,
+    }
+
+
+def demo_lines(
+    args: argparse.Namespace, result: FetchResult, rows: list[DemoRow], keys_s: float, pushes: int
+) -> list[str]:
+    ours, baseline = rows
+    reused = " (the stored fetch document was reused)" if not result.uploaded else ""
+    return [
+        f"A full fetch of {result.blob_count:,} blobs from {pushes} push mpacks "
+        f"({masked(args.index)}, {masked(args.store)}){reused}:",
+        *demo_table(rows),
+        f"fetchcore: {baseline.seconds / max(ours.seconds, 1e-9):.1f}x faster, "
+        f"{result.blob_count / max(1, ours.requests):,.0f}x fewer requests; "
+        f"and no per-push job writing {result.blob_count:,} keys ({keys_s:.1f} s the old way).",
+    ]
 
 
 # ── wiring ───────────────────────────────────────────────────────────────────
 
-Command = Callable[[argparse.Namespace, Progress], Coroutine[Any, Any, None]]
+Command = Callable[[argparse.Namespace, Progress], Coroutine[Any, Any, Output]]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fetchcore", description="Ingest, fetch, plan and demo, over any index and store."
-    )
+def _with_default(about: str, default: object) -> str:
+    return f"{about} (default: {default})"
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options every command takes after its name: --json, and the stack options again.
+
+    The stack options default to SUPPRESS here, so that given before the command
+    name they are not overwritten by a subcommand's default.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object, not text")
+    about = "as before the command (see fetchcore --help)"
+    common.add_argument("--index", default=argparse.SUPPRESS, help=about)
+    common.add_argument("--store", default=argparse.SUPPRESS, help=about)
+    common.add_argument("--create", action="store_true", default=argparse.SUPPRESS, help=about)
+    return common
+
+
+def _add_stack_options(parser: argparse.ArgumentParser) -> None:
+    index_url = os.environ.get("FETCHCORE_INDEX", default_index_url())
+    store_url = os.environ.get("FETCHCORE_STORE", default_store_url())
     parser.add_argument(
         "--index",
-        default=os.environ.get("FETCHCORE_INDEX", default_index_url()),
-        help="index URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://…",
+        default=index_url,
+        help=_with_default(
+            "index URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASSWORD@HOST/DB; "
+            "$FETCHCORE_INDEX when set",
+            masked(index_url),
+        ),
     )
     parser.add_argument(
         "--store",
-        default=os.environ.get("FETCHCORE_STORE", default_store_url()),
-        help="store URL: file://PATH or s3://BUCKET/PREFIX?endpoint=URL",
+        default=store_url,
+        help=_with_default(
+            "store URL: file://PATH or s3://BUCKET/PREFIX?endpoint=URL&region=REGION; "
+            "$FETCHCORE_STORE when set",
+            masked(store_url),
+        ),
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    ingest = commands.add_parser("ingest", help="ingest a push mpack")
-    ingest.add_argument("file")
-    ingest.add_argument("--repo", required=True)
-    ingest.add_argument(
-        "--cache-max-bytes",
-        type=int,
-        default=0,
-        help="also cache blobs up to this size in the index (default: none)",
+    parser.add_argument(
+        "--create",
+        action="store_true",
+        help="create a SQLite index file that does not exist yet (the default index always is)",
     )
-    ingest.set_defaults(run=command_ingest)
 
+
+def _add_fetch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     for name, run, about in [
         ("fetch", command_fetch, "serve a fetch"),
         ("plan", command_plan, "explain how a fetch would read, without reading"),
     ]:
-        sub = commands.add_parser(name, help=about)
+        sub = commands.add_parser(name, help=about, description=about, parents=[common])
         sub.add_argument("--repo", required=True)
         sub.add_argument("--want", action="append", required=True, help="a wanted commit (repeat)")
         sub.add_argument(
@@ -372,11 +657,74 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--out", help="also write the fetch mpack to this file")
             sub.add_argument("--accept-zstd", action="store_true", help="pass zstd blobs through")
 
-    demo = commands.add_parser("demo", help="a synthetic repository, ingested and fetched two ways")
-    demo.add_argument("--blobs", type=int, default=25_000)
-    demo.add_argument("--pushes", type=int, default=4)
-    demo.add_argument("--blob-size", type=int, default=4096)
+
+def _add_repository_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    for name, run, about in [
+        ("log", command_log, "list a repository's commits, newest first, with their parents"),
+        ("heads", command_heads, "list a repository's branch heads"),
+        ("delete-repo", command_delete_repo, "delete a repository's index data"),
+    ]:
+        sub = commands.add_parser(name, help=about, description=about, parents=[common])
+        sub.add_argument("--repo", required=True)
+        sub.set_defaults(run=run)
+
+    about = "list push mpacks that no repository references (a dry run), or delete them"
+    orphans = commands.add_parser("orphans", help=about, description=about, parents=[common])
+    orphans.add_argument(
+        "--min-age",
+        type=float,
+        default=DEFAULT_MIN_AGE_S,
+        help=_with_default(
+            "seconds since upload before an unreferenced mpack counts: an ingest uploads "
+            "its mpack before it records it",
+            f"{DEFAULT_MIN_AGE_S:.0f}",
+        ),
+    )
+    orphans.add_argument("--delete", action="store_true", help="delete them (default: only list)")
+    orphans.set_defaults(run=command_orphans)
+
+
+def _add_other_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    ingest = commands.add_parser("ingest", help="ingest a push mpack", parents=[common])
+    ingest.add_argument("file")
+    ingest.add_argument("--repo", required=True)
+    ingest.add_argument(
+        "--cache-max-bytes",
+        type=int,
+        default=0,
+        help=_with_default("also cache blobs up to this size in the index", "0, none"),
+    )
+    ingest.set_defaults(run=command_ingest)
+
+    about = "create or upgrade fetchcore's tables in the database at URL"
+    migrate = commands.add_parser("migrate", help=about, description=about, parents=[common])
+    migrate.add_argument("url", help="postgresql+asyncpg://… or sqlite+aiosqlite:///FILE")
+    migrate.set_defaults(run=command_migrate)
+
+    about = "a synthetic repository, ingested and fetched two ways (creates schema and bucket)"
+    demo = commands.add_parser("demo", help=about, description=about, parents=[common])
+    demo.add_argument("--blobs", type=int, default=25_000, help=_with_default("blobs", 25_000))
+    demo.add_argument("--pushes", type=int, default=4, help=_with_default("pushes", 4))
+    demo.add_argument(
+        "--blob-size", type=int, default=4096, help=_with_default("bytes per blob", 4096)
+    )
     demo.set_defaults(run=command_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fetchcore",
+        description="Ingest, fetch, plan, inspect and tidy, over any index and store.",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"fetchcore {__version__}")
+    _add_stack_options(parser)
+    common = _common_options()
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_other_commands(commands, common)
+    _add_fetch_commands(commands, common)
+    _add_repository_commands(commands, common)
     return parser
 
 
@@ -403,12 +751,29 @@ def missing_extra_hint(error: ModuleNotFoundError) -> str | None:
     )
 
 
+def report(args: argparse.Namespace, output: Output) -> None:
+    if args.json:
+        print(json.dumps(output.data, sort_keys=True))
+    else:
+        print("\n".join(output.lines))
+
+
+def report_error(args: argparse.Namespace, error: BaseException, code: int) -> None:
+    """One line on stderr (and with --json, the error as JSON on stdout); no password."""
+    urls = [getattr(args, "index", ""), getattr(args, "store", ""), getattr(args, "url", "")]
+    message = scrubbed(str(error), [url for url in urls if url])
+    print(f"fetchcore: error: {message}", file=sys.stderr)
+    if args.json:
+        failure = {"type": type(error).__name__, "message": message, "exit_code": code}
+        print(json.dumps({"error": failure}, sort_keys=True))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
     run: Command = args.run
     try:
-        asyncio.run(run(args, Progress()))
+        report(args, asyncio.run(run(args, Progress())))
     except ModuleNotFoundError as error:
         hint = missing_extra_hint(error)
         if hint is None:
@@ -416,7 +781,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(hint, file=sys.stderr)
         return EXIT_FAILED
     except (FetchError, OSError) as error:
-        print(f"fetchcore: error: {error}", file=sys.stderr)
+        report_error(args, error, exit_code(error))
         return exit_code(error)
     except KeyboardInterrupt:
         print("fetchcore: interrupted", file=sys.stderr)

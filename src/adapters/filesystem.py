@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import attrs
 
 from fetchcore import ids
 from fetchcore.errors import ObjectStoreError
+from fetchcore.lifecycle import StoredMPack
 from fetchcore.validation import check_range
 
 _SHARD_DIGITS = 2
@@ -100,6 +102,33 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _mpacks_in_shard(shard: Path) -> list[StoredMPack]:
+    """The push mpacks stored in one shard directory (temporary files are skipped)."""
+    found: list[StoredMPack] = []
+    with _os_errors("list", shard):
+        for entry in os.scandir(shard):
+            mpack_id = ids.PREFIX + entry.name
+            if entry.name.startswith(".") or not ids.is_mpack_id(mpack_id):
+                continue
+            info = entry.stat()
+            stored_at = dt.datetime.fromtimestamp(info.st_mtime, dt.UTC)
+            found.append(StoredMPack(mpack_id, info.st_size, stored_at))
+    return found
+
+
+def _shards(namespace: Path) -> list[Path]:
+    with _os_errors("list", namespace):
+        try:
+            return sorted(Path(entry.path) for entry in os.scandir(namespace) if entry.is_dir())
+        except FileNotFoundError:
+            return []
+
+
+def _delete(path: Path) -> None:
+    with _os_errors("delete", path):
+        path.unlink(missing_ok=True)
 
 
 @attrs.define
@@ -176,6 +205,27 @@ class FilesystemObjectStore:
         """
         ids.check_mpack_id(mpack_id)
         return None
+
+    # ── lifecycle (fetchcore.lifecycle.StoreLifecycle) ──
+
+    async def list_mpacks(self) -> AsyncIterator[StoredMPack]:
+        """Every push mpack stored, shard by shard; its age is the file's mtime.
+
+        Raises:
+            ObjectStoreError: a directory could not be listed.
+        """
+        for shard in await asyncio.to_thread(_shards, self.root / "mpacks"):
+            for stored in await asyncio.to_thread(_mpacks_in_shard, shard):
+                yield stored
+
+    async def delete_mpack(self, mpack_id: str) -> None:
+        """Delete a push mpack; a missing one is not an error.
+
+        Raises:
+            InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was touched).
+            ObjectStoreError: the file could not be deleted.
+        """
+        await asyncio.to_thread(_delete, self._mpack_path(mpack_id))
 
     def _mpack_path(self, mpack_id: str) -> Path:
         return self._sharded("mpacks", ids.check_mpack_id(mpack_id).removeprefix(ids.PREFIX))

@@ -7,13 +7,15 @@ production adapters do, so a test that passes here does not depend on leniency.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import datetime as dt
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 
 import attrs
 
 from fetchcore import ids
 from fetchcore.errors import InvalidRequestError, UnknownCommitError
 from fetchcore.graph import commits_to_send
+from fetchcore.lifecycle import RepositoryDeletion, StoredMPack
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot, check_record
 from fetchcore.validation import check_range
 
@@ -55,6 +57,8 @@ class MemoryObjectStore:
     mpacks: dict[str, bytes] = attrs.field(factory=dict)
     fetches: dict[str, bytes] = attrs.field(factory=dict)
     fetch_seals: dict[str, str] = attrs.field(factory=dict)
+    mpack_stored_at: dict[str, dt.datetime] = attrs.field(factory=dict)
+    """When each push mpack was first stored (UTC): what lifecycle sweeps measure age by."""
 
     async def get_object(self, object_id: str) -> bytes | None:
         return self.objects.get(ids.canonical(object_id))
@@ -73,6 +77,7 @@ class MemoryObjectStore:
 
     async def put_mpack(self, mpack_id: str, data: bytes) -> None:
         self.mpacks[ids.check_mpack_id(mpack_id)] = bytes(data)
+        self.mpack_stored_at.setdefault(mpack_id, dt.datetime.now(dt.UTC))
 
     async def has_mpack(self, mpack_id: str) -> bool | None:
         return ids.check_mpack_id(mpack_id) in self.mpacks
@@ -95,6 +100,19 @@ class MemoryObjectStore:
     async def presign_fetch(self, fetch_id: str, ttl_s: int) -> str | None:
         ids.check_mpack_id(fetch_id)
         return f"memory://fetch/{fetch_id}?ttl={ttl_s}"
+
+    # ── lifecycle (fetchcore.lifecycle.StoreLifecycle) ──
+
+    async def list_mpacks(self) -> AsyncIterator[StoredMPack]:
+        now = dt.datetime.now(dt.UTC)
+        for mpack_id, data in list(self.mpacks.items()):
+            # An mpack put into the dict directly (as tests do) counts as stored when first seen.
+            stored_at = self.mpack_stored_at.setdefault(mpack_id, now)
+            yield StoredMPack(mpack_id, len(data), stored_at)
+
+    async def delete_mpack(self, mpack_id: str) -> None:
+        self.mpacks.pop(ids.check_mpack_id(mpack_id), None)
+        self.mpack_stored_at.pop(mpack_id, None)
 
 
 @attrs.define
@@ -156,3 +174,31 @@ class MemoryIndexRepo:
 
     async def branch_heads(self, repo_id: str) -> Mapping[str, str]:
         return dict(self.heads.get(repo_id, {}))
+
+    # ── lifecycle (fetchcore.lifecycle.IndexLifecycle) ──
+
+    async def delete_repository(self, repo_id: str) -> RepositoryDeletion:
+        # Nothing awaits in here, so the deletion is atomic like record().
+        members = self.members.pop(repo_id, set())
+        still_used = set().union(*self.members.values())
+        released = members - still_used
+        for object_id in released:
+            self.locations.pop(object_id, None)
+            self.cached.pop(object_id, None)
+        return RepositoryDeletion(
+            repo_id=repo_id,
+            commits=len(self.commits.pop(repo_id, {})),
+            snapshots=len(self.snapshots.pop(repo_id, {})),
+            branch_heads=len(self.heads.pop(repo_id, {})),
+            objects=len(members),
+            released_objects=len(released),
+        )
+
+    async def referenced_mpacks(self, mpack_ids: Collection[str]) -> Collection[str]:
+        wanted = set(mpack_ids)
+        return {
+            location.mpack_id
+            for locations in self.locations.values()
+            for location in locations
+            if location.mpack_id in wanted
+        }

@@ -52,6 +52,7 @@ from botocore.handlers import add_expect_header
 
 from fetchcore import ids
 from fetchcore.errors import InvalidRequestError, ObjectStoreError
+from fetchcore.lifecycle import StoredMPack
 from fetchcore.policy import MiB, Policy
 from fetchcore.validation import check_range
 
@@ -391,6 +392,37 @@ class S3ObjectStore:
             return await self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_s
             )
+
+    # ── lifecycle (fetchcore.lifecycle.StoreLifecycle) ──
+
+    async def list_mpacks(self) -> AsyncIterator[StoredMPack]:
+        """Every push mpack under the prefix, a page (1,000 keys) at a time; its age is
+        S3's LastModified.
+
+        Raises:
+            ObjectStoreError: the listing failed.
+        """
+        namespace = f"{self.prefix}mpacks/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=namespace
+        )
+        async with _vendor_errors("LIST", namespace):
+            async for page in pages:
+                for entry in page.get("Contents", []):
+                    mpack_id = ids.PREFIX + entry["Key"].removeprefix(namespace)
+                    if ids.is_mpack_id(mpack_id):
+                        yield StoredMPack(mpack_id, entry["Size"], entry["LastModified"])
+
+    async def delete_mpack(self, mpack_id: str) -> None:
+        """Delete a push mpack; a missing one is not an error.
+
+        Raises:
+            InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was touched).
+            ObjectStoreError: the request failed.
+        """
+        key = self._mpack_key(mpack_id)
+        async with _vendor_errors("DELETE", key):
+            await self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def _mpack_key(self, mpack_id: str) -> str:
         digest = ids.check_mpack_id(mpack_id).removeprefix(ids.PREFIX)

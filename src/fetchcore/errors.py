@@ -100,3 +100,29 @@ class ObjectStoreError(StorageError):
 
 class IndexRepoError(StorageError):
     """The index failed."""
+
+
+class LegacyFallbackLimitError(ObjectUnavailableError):
+    """A fetch would need more legacy per-object GETs than ``Policy.max_legacy_gets`` allows.
+
+    Raised before any of those GETs is issued. So many blobs falling back to their
+    legacy keys means their push mpacks could not be read: most likely the store
+    points at the wrong bucket or prefix, or lost its mpacks.
+
+    Attributes:
+        object_ids: the blobs that would have fallen back (as for ObjectUnavailableError).
+        mpack_ids: the push mpacks that held them and could not be read.
+        limit: the ``Policy.max_legacy_gets`` in force.
+    """
+
+    def __init__(self, object_ids: Iterable[str], mpack_ids: Iterable[str], limit: int) -> None:
+        self.object_ids = tuple(sorted(set(object_ids)))
+        self.mpack_ids = tuple(sorted(set(mpack_ids)))
+        self.limit = limit
+        unreadable = _summarize(self.mpack_ids) if self.mpack_ids else "none is indexed"
+        FetchError.__init__(
+            self,
+            f"{len(self.object_ids):,} blob(s) would need a legacy per-object GET each, more "
+            f"than Policy.max_legacy_gets={limit:,} allows; their push mpacks could not be "
+            f"read ({unreadable}): is the store configured with the right bucket and prefix?",
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -13,19 +14,46 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 
 
-def _at_least(minimum: float) -> Any:
+MAX_PRESIGN_TTL_S = 7 * 24 * 3600
+"""The longest a presigned URL may live: S3's SigV4 maximum (7 days)."""
+
+
+def _refuse(attribute: attrs.Attribute[Any], wanted: str, value: Any) -> InvalidRequestError:
+    return InvalidRequestError(f"Policy.{attribute.name} must be {wanted}, not {value!r}")
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Any:
+    """An int (not a bool, not a float, however whole) within [minimum, maximum]."""
+    wanted = f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+
     def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise InvalidRequestError(
-                f"Policy.{attribute.name} must be >= {minimum}, not {value!r}"
-            )
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        if not is_int or value < minimum or (maximum is not None and value > maximum):
+            raise _refuse(attribute, wanted, value)
 
     return check
 
 
-def _optional_positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None:
-        _at_least(0.001)(instance, attribute, value)
+def _real(minimum: float) -> Any:
+    """A finite int or float (not a bool, not NaN, not an infinity) of at least ``minimum``."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not is_number or not math.isfinite(value) or value < minimum:
+            raise _refuse(attribute, f"a finite number >= {minimum}", value)
+
+    return check
+
+
+def _optional_real(minimum: float) -> Any:
+    """None, or what :func:`_real` accepts."""
+    real = _real(minimum)
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            real(instance, attribute, value)
+
+    return check
 
 
 @attrs.frozen
@@ -41,7 +69,9 @@ class Policy:
             times the bytes it needs (gap coalescing stops at that budget).
         request_cost_bytes: what one extra request is worth in bytes, when the
             planner weighs one whole GET against several ranged GETs.
-        presign_ttl_s: lifetime of the presigned URL of the fetch mpack.
+        presign_ttl_s: lifetime of the presigned URL of the fetch mpack, at most
+            :data:`MAX_PRESIGN_TTL_S` (7 days, S3's maximum). A store whose own
+            maximum is lower refuses a longer TTL before any work, as this does.
 
     Resilience:
         read_attempts: tries per storage read on a transient error (1 = no retry).
@@ -49,6 +79,14 @@ class Policy:
         request_timeout_s: a single storage request that takes longer has failed.
         deadline_s: the whole fetch must finish within this, else FetchDeadlineError
             (None: no deadline).
+        max_legacy_gets: per-object (legacy key) GETs one fetch may issue. Past
+            it the fetch fails fast with LegacyFallbackLimitError before issuing
+            any of them: thousands of legacy GETs mean the push mpacks cannot be
+            found (a wrong bucket or prefix), not a few stray objects. 0 forbids them.
+
+    Every integer field takes an int only (a bool or a float such as 2.0 is
+    refused); every float field takes a finite number (NaN and infinities are
+    refused). A value out of range raises InvalidRequestError on construction.
 
     Content:
         max_blob_bytes: decoded size limit of one blob (zstd frames are checked
@@ -61,23 +99,24 @@ class Policy:
         max_manifest_entries, max_id_length, max_depth (nesting of carried fields).
     """
 
-    max_in_flight: int = attrs.field(default=16, validator=_at_least(1))
-    coalesce_gap_bytes: int = attrs.field(default=1 * MiB, validator=_at_least(0))
-    max_range_bytes: int = attrs.field(default=16 * MiB, validator=_at_least(1))
-    max_read_amplification: float = attrs.field(default=2.0, validator=_at_least(1.0))
-    request_cost_bytes: int = attrs.field(default=256 * KiB, validator=_at_least(0))
-    presign_ttl_s: int = attrs.field(default=3600, validator=_at_least(1))
+    max_in_flight: int = attrs.field(default=16, validator=_integer(1))
+    coalesce_gap_bytes: int = attrs.field(default=1 * MiB, validator=_integer(0))
+    max_range_bytes: int = attrs.field(default=16 * MiB, validator=_integer(1))
+    max_read_amplification: float = attrs.field(default=2.0, validator=_real(1.0))
+    request_cost_bytes: int = attrs.field(default=256 * KiB, validator=_integer(0))
+    presign_ttl_s: int = attrs.field(default=3600, validator=_integer(1, MAX_PRESIGN_TTL_S))
 
-    read_attempts: int = attrs.field(default=3, validator=_at_least(1))
-    retry_backoff_s: float = attrs.field(default=0.05, validator=_at_least(0))
-    request_timeout_s: float = attrs.field(default=60.0, validator=_at_least(0.001))
-    deadline_s: float | None = attrs.field(default=None, validator=_optional_positive)
+    read_attempts: int = attrs.field(default=3, validator=_integer(1))
+    retry_backoff_s: float = attrs.field(default=0.05, validator=_real(0))
+    request_timeout_s: float = attrs.field(default=60.0, validator=_real(0.001))
+    deadline_s: float | None = attrs.field(default=None, validator=_optional_real(0.001))
+    max_legacy_gets: int = attrs.field(default=1_000, validator=_integer(0))
 
-    max_blob_bytes: int = attrs.field(default=256 * MiB, validator=_at_least(0))
-    cache_max_bytes: int = attrs.field(default=0, validator=_at_least(0))
+    max_blob_bytes: int = attrs.field(default=256 * MiB, validator=_integer(0))
+    cache_max_bytes: int = attrs.field(default=0, validator=_integer(0))
 
-    max_document_bytes: int = attrs.field(default=2 * GiB, validator=_at_least(1))
-    max_entries: int = attrs.field(default=1_000_000, validator=_at_least(1))
-    max_manifest_entries: int = attrs.field(default=1_000_000, validator=_at_least(1))
-    max_id_length: int = attrs.field(default=256, validator=_at_least(64 + len("sha256:")))
-    max_depth: int = attrs.field(default=32, validator=_at_least(1))
+    max_document_bytes: int = attrs.field(default=2 * GiB, validator=_integer(1))
+    max_entries: int = attrs.field(default=1_000_000, validator=_integer(1))
+    max_manifest_entries: int = attrs.field(default=1_000_000, validator=_integer(1))
+    max_id_length: int = attrs.field(default=256, validator=_integer(64 + len("sha256:")))
+    max_depth: int = attrs.field(default=32, validator=_integer(1))

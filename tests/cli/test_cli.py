@@ -25,15 +25,6 @@ from fetchcore.wire import decode_fetch, encode_push
 REPO = "cli/repo"
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in an empty directory, so the embedded default lands in tmp_path/.fetchcore."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("FETCHCORE_INDEX", raising=False)
-    monkeypatch.delenv("FETCHCORE_STORE", raising=False)
-    return tmp_path
-
-
 def write_push(path: Path, label: str, files: dict[str, bytes], parents: Sequence[str] = ()) -> str:
     commit_id, snapshot_id = fake_id(f"commit-{label}"), fake_id(f"snap-{label}")
     path.write_bytes(
@@ -85,7 +76,7 @@ class TestIngestAndFetch:
         monkeypatch.setenv("FETCHCORE_INDEX", f"sqlite+aiosqlite:///{workdir / 'elsewhere.db'}")
         monkeypatch.setenv("FETCHCORE_STORE", f"file://{workdir / 'elsewhere'}")
         write_push(workdir / "push.mpack", "a", {"a.txt": b"hello"})
-        assert run(capsys, "ingest", "push.mpack", "--repo", REPO)[0] == EXIT_OK
+        assert run(capsys, "--create", "ingest", "push.mpack", "--repo", REPO)[0] == EXIT_OK
         assert (workdir / "elsewhere.db").exists()
         assert (workdir / "elsewhere").is_dir()
         assert not (workdir / ".fetchcore").exists()

@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 import attrs
 import sqlalchemy as sa
-from fetchcore.adapters.sql import rows, schema
+from fetchcore.adapters.sql import lifecycle, rows, schema
 from fetchcore.adapters.sql.dialects import SqlDialect
 from fetchcore.adapters.sql.engine import (
     EngineOptions,
@@ -56,6 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fetchcore.errors import UnknownCommitError
 from fetchcore.graph import parents_first
+from fetchcore.lifecycle import RepositoryDeletion
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
 from fetchcore.validation import check_repo_id
 
@@ -434,6 +435,34 @@ class SqlIndexRepo:
         for group in crowded:
             group.sort(key=rows.location_order)
         return grouped
+
+    # ── lifecycle (fetchcore.lifecycle.IndexLifecycle) ─────────────────────────
+
+    @_at_the_boundary
+    async def delete_repository(self, repo_id: str) -> RepositoryDeletion:
+        """Delete the repository's commits, snapshots, membership and heads in one
+        transaction, and the locations and cache of objects no other repository has.
+
+        Raises:
+            IndexRepoError: the database failed (nothing was deleted).
+        """
+        check_repo_id(repo_id)
+        on_postgres = self.engine.url.get_backend_name() == "postgresql"
+        async with self._writing() as conn:
+            return await lifecycle.delete_repository(conn, repo_id, lock_members=on_postgres)
+
+    @_at_the_boundary
+    async def referenced_mpacks(self, mpack_ids: Collection[str]) -> Collection[str]:
+        """The ids among ``mpack_ids`` that some location points into.
+
+        Raises:
+            IndexRepoError: the database failed.
+        """
+        table = schema.locations
+        found = await self._select_by_ids(
+            sa.select(table.c.mpack_id).distinct(), table.c.mpack_id, rows.storable_ids(mpack_ids)
+        )
+        return {row[0] for row in found}
 
     # ── connections ──────────────────────────────────────────────────────────
 
