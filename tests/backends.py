@@ -33,26 +33,10 @@ async def memory_store(
     yield MemoryObjectStore()
 
 
-# Known gaps, fsspec-style: test function -> why this backend cannot pass it.
-FILESYSTEM_GAPS = {
-    "test_fn2_object_served_from_mpack_no_per_object_key": (
-        "a directory cannot presign: its mpack_url is None (SPEC §3), FN-2 expects a URL"
-    ),
-}
-
-
-def mark_known_gaps(request: pytest.FixtureRequest, gaps: dict[str, str]) -> None:
-    """Mark the requesting test xfail (strict: a fixed gap must be unlisted) if it is a gap."""
-    reason = gaps.get(request.function.__name__) if request.function else None
-    if reason:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-
-
 @asynccontextmanager
 async def filesystem_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[ObjectStore]:
-    mark_known_gaps(request, FILESYSTEM_GAPS)
     yield FilesystemObjectStore(tmp_path / "objects")
 
 
