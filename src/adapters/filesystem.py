@@ -19,9 +19,11 @@ Theory of operation:
   commit; abort deletes it. After the rename a seal ``<hex>.seal`` records the
   document's size, inode, mtime_ns and ctime_ns (and its sha256, for people).
   :meth:`fetch_intact` compares a ``stat`` of the document with the seal
-  without reading it: a replaced file (new inode), a truncated or rewritten
-  one (size, mtime or ctime) no longer matches. ctime cannot be set from user
-  space, so a rewrite that restores the mtime is still seen.
+  without reading it: a replaced file (new inode) or a truncated or extended
+  one (size) no longer matches, nor one rewritten in place at a later tick of
+  the file system's clock (mtime, and ctime, which user space cannot set back).
+  A same-size rewrite in place within one clock tick of the commit is not seen:
+  only reading the document could catch that.
 - Reads: a whole file, or a seek and one read for a byte range, of at most what
   the file holds (a range far past the end allocates nothing).
 - Every file operation runs in a worker thread (``asyncio.to_thread``), so

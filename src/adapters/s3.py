@@ -649,7 +649,8 @@ class S3ObjectStore:
                 tasks = [group.create_task(upload(n, o)) for n, o in enumerate(offsets, start=1)]
         except ExceptionGroup as failed:
             # The first failure stands for all (the group cancelled the other parts).
-            raise failed.exceptions[0] from None
+            first = failed.exceptions[0]
+            raise first from first.__cause__
         return [task.result() for task in tasks]
 
     async def _abort_upload(self, key: str, upload_id: str) -> None:

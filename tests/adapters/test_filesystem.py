@@ -60,14 +60,14 @@ class TestAtomicWrites:
         await store.put_mpack(MPACK_ID, DATA)
         assert [path.name for path in files_under(tmp_path)] == [DIGEST]
 
-    async def test_a_second_write_of_an_id_leaves_the_file_alone(self, tmp_path: Path) -> None:
+    async def test_a_second_write_of_an_id_writes_a_new_file(self, tmp_path: Path) -> None:
         store = FilesystemObjectStore(tmp_path)
         await store.put_mpack(MPACK_ID, DATA)
         path = tmp_path / "mpacks" / DIGEST[:2] / DIGEST
         before = path.stat()
         await store.put_mpack(MPACK_ID, DATA)
-        after = path.stat()
-        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        assert path.stat().st_ino != before.st_ino  # renamed over, never "exists, skip"
+        assert files_under(tmp_path) == [Path("mpacks", DIGEST[:2], DIGEST)]
 
     async def test_a_failed_write_leaves_neither_target_nor_temporary(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -100,10 +100,15 @@ class TestFailures:
                 await call
             assert isinstance(raised.value.__cause__, OSError)
 
-    async def test_presign_is_none(self, tmp_path: Path) -> None:
-        store = FilesystemObjectStore(tmp_path)
+    async def test_presigned_urls_are_file_urls_of_the_stored_files(self, tmp_path: Path) -> None:
+        store = FilesystemObjectStore(tmp_path / "relative-or-not")
         await store.put_mpack(MPACK_ID, DATA)
-        assert await store.presign_mpack(MPACK_ID, 60) is None
+        assert await store.presign_mpack(MPACK_ID, 60) == (
+            (tmp_path / "relative-or-not" / "mpacks" / DIGEST[:2] / DIGEST).as_uri()
+        )
+        assert await store.presign_fetch(MPACK_ID, 60) == (
+            (tmp_path / "relative-or-not" / "fetch" / DIGEST[:2] / DIGEST).as_uri()
+        )
 
 
 FILE_FUNCTIONS = ("_read_whole", "_read_span", "_is_file", "_write_atomically")

@@ -235,19 +235,36 @@ class TestBuckets:
             await delete_prefix(store)
             await store.client.delete_bucket(Bucket=bucket)
 
-    async def test_a_missing_bucket_is_an_object_store_error(self, endpoint: S3Endpoint) -> None:
-        async with connect(endpoint, bucket=f"fetchcore-none-{uuid.uuid4().hex[:12]}") as store:
-            with pytest.raises(ObjectStoreError, match="bucket does not exist") as raised:
-                await store.get_mpack(MPACK_ID)
+    async def test_a_missing_bucket_fails_at_connect_saying_so(self, endpoint: S3Endpoint) -> None:
+        bucket = f"fetchcore-none-{uuid.uuid4().hex[:12]}"
+        with pytest.raises(ObjectStoreError, match=f"bucket '{bucket}' does not exist") as raised:
+            async with connect(endpoint, bucket=bucket):
+                pytest.fail("connect yielded a store on a missing bucket")
         assert isinstance(raised.value.__cause__, ClientError)
 
-    async def test_unknown_credentials_are_an_object_store_error(
+    @pytest.mark.parametrize(
+        "credentials",
+        [
+            {"access_key_id": "nobody", "secret_access_key": "wrong"},
+            {"secret_access_key": "not-the-secret"},
+        ],
+        ids=["unknown-key", "wrong-secret"],
+    )
+    async def test_a_denied_bucket_fails_at_connect_saying_so(
+        self, endpoint: S3Endpoint, credentials: dict[str, str]
+    ) -> None:
+        with pytest.raises(ObjectStoreError, match="access denied") as raised:
+            async with connect(endpoint, **credentials):
+                pytest.fail("connect yielded a store on a denied bucket")
+        assert isinstance(raised.value.__cause__, ClientError)
+
+    async def test_without_the_check_a_missing_bucket_fails_at_the_first_request(
         self, endpoint: S3Endpoint
     ) -> None:
-        async with connect(endpoint, access_key_id="nobody", secret_access_key="wrong") as store:
-            with pytest.raises(ObjectStoreError) as raised:
-                await store.put_mpack(MPACK_ID, DATA)
-        assert isinstance(raised.value.__cause__, ClientError)
+        bucket = f"fetchcore-none-{uuid.uuid4().hex[:12]}"
+        async with connect(endpoint, bucket=bucket, check_bucket=False) as store:
+            with pytest.raises(ObjectStoreError, match="bucket does not exist"):
+                await store.get_mpack(MPACK_ID)
 
 
 class TestPresign:
@@ -414,5 +431,6 @@ class TestFaults:
 @asynccontextmanager
 async def _store_at(url: str, **options: Any) -> AsyncIterator[S3ObjectStore]:
     endpoint = S3Endpoint(url, "unused", "unused")
-    async with connect(endpoint, **{**FAST_FAILURE, **options}) as store:
+    settings = {**FAST_FAILURE, "check_bucket": False, **options}
+    async with connect(endpoint, **settings) as store:
         yield store
