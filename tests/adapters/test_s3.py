@@ -546,6 +546,28 @@ class TestStreamingFetchUpload:
             assert await list_uploads(store) == []
             assert await list_keys(store) == []
 
+    async def test_a_commit_cancelled_while_parts_are_in_flight_leaves_nothing(
+        self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        parts_started = asyncio.Event()
+
+        async def stuck_part(store: S3ObjectStore, *args: Any) -> Any:
+            parts_started.set()
+            await asyncio.Event().wait()  # a part that never finishes
+
+        async with s3_test_store(request, **STREAMING) as store:
+            upload = await store.open_fetch(FETCH_ID)
+            await upload.write(bytes(PART))  # creates the multipart upload
+            monkeypatch.setattr(S3ObjectStore, "_upload_part", stuck_part)
+            committing = asyncio.create_task(upload.commit())
+            await parts_started.wait()
+            assert len(await list_uploads(store)) == 1
+            committing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await committing
+            assert await list_uploads(store) == []
+            assert await list_keys(store) == []
+
     async def test_a_failed_seal_takes_the_document_back(
         self, request: pytest.FixtureRequest
     ) -> None:
