@@ -9,6 +9,9 @@ object store or index joins every suite by adding one entry.
 from __future__ import annotations
 
 import asyncio
+import os
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -16,11 +19,13 @@ from pathlib import Path
 import pytest
 from fetchcore.adapters.filesystem import FilesystemObjectStore
 from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
+from fetchcore.adapters.s3 import S3ObjectStore
 from fetchcore.adapters.sql import SqlIndexRepo
 
+from fetchcore import ids
 from fetchcore.ports import IndexRepo, ObjectStore
 from tests.pg_support import postgres_index
-from tests.s3_support import s3_test_store, unreachable_s3_store
+from tests.s3_support import list_keys, list_uploads, s3_test_store, unreachable_s3_store
 
 StoreFactory = Callable[[pytest.FixtureRequest, Path], AbstractAsyncContextManager[ObjectStore]]
 IndexFactory = Callable[[pytest.FixtureRequest, Path], AbstractAsyncContextManager[IndexRepo]]
@@ -33,26 +38,10 @@ async def memory_store(
     yield MemoryObjectStore()
 
 
-# Known gaps, fsspec-style: test function -> why this backend cannot pass it.
-FILESYSTEM_GAPS = {
-    "test_fn2_object_served_from_mpack_no_per_object_key": (
-        "a directory cannot presign: its mpack_url is None (SPEC §3), FN-2 expects a URL"
-    ),
-}
-
-
-def mark_known_gaps(request: pytest.FixtureRequest, gaps: dict[str, str]) -> None:
-    """Mark the requesting test xfail (strict: a fixed gap must be unlisted) if it is a gap."""
-    reason = gaps.get(request.function.__name__) if request.function else None
-    if reason:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-
-
 @asynccontextmanager
 async def filesystem_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[ObjectStore]:
-    mark_known_gaps(request, FILESYSTEM_GAPS)
     yield FilesystemObjectStore(tmp_path / "objects")
 
 
@@ -117,3 +106,82 @@ STACKS: list[tuple[str, str]] = [
     ("sqlite", "filesystem"),
     ("postgres", "s3"),
 ]
+
+
+# ── reaching behind a store's back: what the contract suite damages and inspects ──
+# Each store keeps its bytes its own way; these helpers touch them directly (never
+# through the port), so the suite can damage a stored document and then ask the
+# store what it sees, and list what a failed upload left behind.
+
+
+async def stored_fetch_leftovers(store: ObjectStore) -> list[str]:
+    """Everything the store holds about fetch documents: files (temporary ones
+    included), keys and unfinished multipart uploads."""
+    if isinstance(store, MemoryObjectStore):
+        return sorted([*store.fetches, *store.fetch_seals])
+    if isinstance(store, FilesystemObjectStore):
+        fetch_root = store.root / "fetch"
+        return await asyncio.to_thread(
+            lambda: sorted(str(p) for p in fetch_root.rglob("*") if p.is_file())
+        )
+    if isinstance(store, S3ObjectStore):
+        keys = [key for key in await list_keys(store) if "/fetch/" in f"/{key}"]
+        uploads = [f"upload {key}" for key, _ in await list_uploads(store)]
+        return sorted(keys + uploads)
+    raise TypeError(f"no backdoor for {type(store).__name__}")
+
+
+async def replace_behind_the_back(store: ObjectStore, kind: str, some_id: str, data: bytes) -> None:
+    """Put ``data`` where the store keeps ``kind`` ("fetch" or "mpack") ``some_id``, as a
+    new file or object (a filesystem store sees a new inode)."""
+    digest = ids.check_mpack_id(some_id).removeprefix(ids.PREFIX)
+    if isinstance(store, MemoryObjectStore):
+        (store.fetches if kind == "fetch" else store.mpacks)[some_id] = data
+    elif isinstance(store, FilesystemObjectStore):
+        path = _stored_path(store, kind, digest)
+        replacement = path.with_name("replacement")
+        await asyncio.to_thread(replacement.write_bytes, data)
+        await asyncio.to_thread(replacement.replace, path)
+    elif isinstance(store, S3ObjectStore):
+        key = f"{store.prefix}{'fetch' if kind == 'fetch' else 'mpacks'}/{digest}"
+        await store.client.put_object(Bucket=store.bucket, Key=key, Body=data)
+    else:
+        raise TypeError(f"no backdoor for {type(store).__name__}")
+
+
+async def truncate_behind_the_back(store: ObjectStore, kind: str, some_id: str, size: int) -> None:
+    """Cut what the store keeps for ``kind`` ``some_id`` to ``size`` bytes (in place
+    where the store has files)."""
+    if isinstance(store, FilesystemObjectStore):
+        digest = ids.check_mpack_id(some_id).removeprefix(ids.PREFIX)
+        await asyncio.to_thread(os.truncate, _stored_path(store, kind, digest), size)
+        return
+    reader = store.get_fetch if kind == "fetch" else store.get_mpack
+    data = await reader(some_id)
+    assert data is not None
+    await replace_behind_the_back(store, kind, some_id, data[:size])
+
+
+def _stored_path(store: FilesystemObjectStore, kind: str, digest: str) -> Path:
+    namespace = "fetch" if kind == "fetch" else "mpacks"
+    return store.root / namespace / digest[:2] / digest
+
+
+async def download(store: ObjectStore, url: str) -> bytes:
+    """The bytes a presigned URL hands out: an HTTP GET, a file:// read, or, for the
+    memory store's ``memory://`` URLs, what its dicts hold under that name."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        return await asyncio.to_thread(_http_get, url)
+    if parts.scheme == "file":
+        return await asyncio.to_thread(Path(urllib.request.url2pathname(parts.path)).read_bytes)
+    if parts.scheme == "memory" and isinstance(store, MemoryObjectStore):
+        held = store.fetches if parts.netloc == "fetch" else store.mpacks
+        return held[parts.path.lstrip("/")]
+    raise AssertionError(f"{url!r} is not a URL this suite can download")
+
+
+def _http_get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        data: bytes = response.read()
+        return data

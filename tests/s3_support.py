@@ -137,6 +137,12 @@ def closed_loopback_port() -> int:
 async def unreachable_s3_store(**options: Any) -> AsyncIterator[S3ObjectStore]:
     """A store whose endpoint refuses every connection (quick timeouts, one attempt)."""
     endpoint = S3Endpoint(f"http://{LOOPBACK}:{closed_loopback_port()}", "unused", "unused")
-    settings = {"max_attempts": 1, "connect_timeout_s": 1.0, "read_timeout_s": 1.0, **options}
+    settings = {
+        "max_attempts": 1,
+        "connect_timeout_s": 1.0,
+        "read_timeout_s": 1.0,
+        "check_bucket": False,  # the point is a store whose every request fails
+        **options,
+    }
     async with connect(endpoint, **settings) as store:
         yield store

@@ -1,7 +1,8 @@
 """A fault-injecting ObjectStore wrapper, for fetchcore's tests and hub services' own.
 
 Each operation (``get_mpack``, ``get_mpack_range``, ``get_object``, ``put_mpack``,
-``has_mpack``, ...) draws its faults from a :class:`Faults` of probabilities:
+``has_mpack``, ``fetch_intact``, ``get_fetch``, and on a fetch upload
+``fetch_write`` and ``fetch_commit``, ...) draws its faults from a :class:`Faults` of probabilities:
 raise a transient ``ObjectStoreError``, add latency, stall (sleep far past any
 timeout), lose the key (answer None), truncate or corrupt the returned bytes.
 Draws come from a seeded ``random.Random``, so a failing schedule replays
@@ -20,7 +21,7 @@ import attrs
 
 from fetchcore import ids
 from fetchcore.errors import InvalidRequestError, ObjectStoreError
-from fetchcore.ports import ObjectStore
+from fetchcore.ports import FetchUpload, ObjectStore
 
 T = TypeVar("T")
 
@@ -134,10 +135,45 @@ class FaultyObjectStore:
     async def put_mpack(self, mpack_id: str, data: bytes) -> None:
         await self._act("put_mpack", mpack_id, lambda: self.inner.put_mpack(mpack_id, data))
 
-    async def has_mpack(self, mpack_id: str) -> bool:
+    async def has_mpack(self, mpack_id: str) -> bool | None:
         return await self._act("has_mpack", mpack_id, lambda: self.inner.has_mpack(mpack_id))
 
     async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
         return await self._act(
             "presign_mpack", mpack_id, lambda: self.inner.presign_mpack(mpack_id, ttl_s)
         )
+
+    async def open_fetch(self, fetch_id: str) -> FetchUpload:
+        upload = await self._act("open_fetch", fetch_id, lambda: self.inner.open_fetch(fetch_id))
+        return FaultyFetchUpload(upload, fetch_id, self)
+
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
+        return await self._act("fetch_intact", fetch_id, lambda: self.inner.fetch_intact(fetch_id))
+
+    async def get_fetch(self, fetch_id: str) -> bytes | None:
+        return await self._read("get_fetch", fetch_id, lambda: self.inner.get_fetch(fetch_id))
+
+    async def presign_fetch(self, fetch_id: str, ttl_s: int) -> str | None:
+        return await self._act(
+            "presign_fetch", fetch_id, lambda: self.inner.presign_fetch(fetch_id, ttl_s)
+        )
+
+
+@attrs.define
+class FaultyFetchUpload:
+    """A fetch upload whose ``write`` and ``commit`` draw faults from the store's schedule
+    (operations ``fetch_write`` and ``fetch_commit``). A fault is raised before the call
+    reaches ``inner``; ``abort`` always passes through, so cleanup is never faked."""
+
+    inner: FetchUpload
+    fetch_id: str
+    store: FaultyObjectStore
+
+    async def write(self, chunk: bytes) -> None:
+        await self.store._act("fetch_write", self.fetch_id, lambda: self.inner.write(chunk))
+
+    async def commit(self) -> None:
+        await self.store._act("fetch_commit", self.fetch_id, self.inner.commit)
+
+    async def abort(self) -> None:
+        await self.inner.abort()

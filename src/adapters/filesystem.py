@@ -2,22 +2,35 @@
 
 Theory of operation:
 
-- Layout. ``<root>/mpacks/<hh>/<hex>`` and ``<root>/objects/<hh>/<hex>``, where
-  ``<hex>`` is the digest an id names and ``<hh>`` its first two digits (256
-  shards keep directories small). Ids are checked, and legacy ids
-  canonicalized, before any path is built: a path is made of hex digits only,
-  so none can leave the root, and both spellings of an object id hit one file.
+- Layout. ``<root>/mpacks/<hh>/<hex>``, ``<root>/objects/<hh>/<hex>`` and
+  ``<root>/fetch/<hh>/<hex>`` (fetch documents, derived data that may be
+  deleted at any time), where ``<hex>`` is the digest an id names and ``<hh>``
+  its first two digits (256 shards keep directories small). Ids are checked,
+  and legacy ids canonicalized, before any path is built: a path is made of hex
+  digits only, so none can leave the root, and both spellings of an object id
+  hit one file.
 - Writes are atomic: the bytes go to a temporary file in the target's own
   directory, are fsynced, then renamed over the target (and the directory is
-  fsynced). A reader sees the whole file or none. Content addressing makes a
-  write of an existing id a no-op, and concurrent writers of one id harmless.
-  Temporary names start with a dot and never look like a key.
-- Reads: a whole file, or a seek and one read for a byte range (slicing
-  semantics fall out of ``seek`` + ``read``).
+  fsynced). A reader sees the whole file or none. A write of an existing id
+  writes again, so putting the same bytes repairs a damaged copy; concurrent
+  writers of one id each rename whole files. Temporary names start with a dot
+  and never look like a key.
+- Fetch documents are streamed into such a temporary file and renamed on
+  commit; abort deletes it. After the rename a seal ``<hex>.seal`` records the
+  document's size, inode, mtime_ns and ctime_ns (and its sha256, for people).
+  :meth:`fetch_intact` compares a ``stat`` of the document with the seal
+  without reading it: a replaced file (new inode) or a truncated or extended
+  one (size) no longer matches, nor one rewritten in place at a later tick of
+  the file system's clock (mtime, and ctime, which user space cannot set back).
+  A same-size rewrite in place within one clock tick of the commit is not seen:
+  only reading the document could catch that.
+- Reads: a whole file, or a seek and one read for a byte range, of at most what
+  the file holds (a range far past the end allocates nothing).
 - Every file operation runs in a worker thread (``asyncio.to_thread``), so
   the event loop never blocks on the disk. A missing file is ``None``; any
   other ``OSError`` becomes :class:`~fetchcore.errors.ObjectStoreError`.
-- There is no server to hand out URLs: :meth:`presign_mpack` returns None.
+- Presigned URLs are ``file://`` URLs of the file: a directory has no server,
+  but a process on this machine can read the path (``ttl_s`` does not apply).
 """
 
 from __future__ import annotations
@@ -25,21 +38,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
+import json
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import IO
 
 import attrs
 
 from fetchcore import ids
-from fetchcore.errors import ObjectStoreError
+from fetchcore.errors import InvalidRequestError, ObjectStoreError
 from fetchcore.lifecycle import StoredMPack
 from fetchcore.validation import check_range
 
 _SHARD_DIGITS = 2
 _TEMP_PREFIX = ".tmp-"
+_SEAL_SUFFIX = ".seal"
+_SEALED_FIELDS = ("st_size", "st_ino", "st_mtime_ns", "st_ctime_ns")
 
 
 @contextlib.contextmanager
@@ -63,8 +82,10 @@ def _read_span(path: Path, start: int, end: int) -> bytes | None:
     with _os_errors("read", path):
         try:
             with path.open("rb") as file:
+                # Never ask for more than the file holds: read(n) allocates n bytes first.
+                size = os.fstat(file.fileno()).st_size
                 file.seek(start)
-                return file.read(end - start)
+                return file.read(max(0, min(end, size) - start))
         except FileNotFoundError:
             return None
 
@@ -77,14 +98,17 @@ def _is_file(path: Path) -> bool:
             return False
 
 
+def _open_temporary(directory: Path) -> tuple[IO[bytes], Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=directory)
+    return os.fdopen(descriptor, "wb"), Path(temporary)
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     with _os_errors("write", path):
-        if path.exists():
-            return  # content-addressed: the bytes there are these bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
+        file, temporary = _open_temporary(path.parent)
         try:
-            with os.fdopen(descriptor, "wb") as file:
+            with file:
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
@@ -131,6 +155,109 @@ def _delete(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _seal_path(path: Path) -> Path:
+    return path.with_name(path.name + _SEAL_SUFFIX)
+
+
+def _seal_of(status: os.stat_result, sha256: str) -> dict[str, int | str]:
+    return {**{field: getattr(status, field) for field in _SEALED_FIELDS}, "sha256": sha256}
+
+
+def _is_sealed(path: Path) -> bool:
+    with _os_errors("stat", path):
+        try:
+            status = path.stat()
+            seal = json.loads(_seal_path(path).read_bytes())
+        except (FileNotFoundError, ValueError):
+            return False
+    if not isinstance(seal, dict) or not stat.S_ISREG(status.st_mode):
+        return False
+    return all(seal.get(field) == getattr(status, field) for field in _SEALED_FIELDS)
+
+
+@attrs.define
+class FilesystemFetchUpload:
+    """A fetch document streamed into a temporary file beside its target.
+
+    Every file operation holds ``_lock``: a write still running in its worker
+    thread after its caller was cancelled finishes before ``abort`` deletes the file.
+    """
+
+    path: Path
+    _file: IO[bytes] | None = attrs.field(default=None, alias="file")
+    _temporary: Path | None = attrs.field(default=None, alias="temporary")
+    _sha256: hashlib._Hash = attrs.field(factory=hashlib.sha256, init=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    _done: bool = attrs.field(default=False, init=False)
+
+    async def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` to the temporary file.
+
+        Raises:
+            InvalidRequestError: the upload is already committed or aborted.
+            ObjectStoreError: the file could not be written.
+        """
+        self._check_open("write to")
+        await asyncio.to_thread(self._write, bytes(chunk))
+
+    async def commit(self) -> None:
+        """fsync, rename over the document, then write its seal.
+
+        Raises:
+            InvalidRequestError: the upload is already committed or aborted.
+            ObjectStoreError: the file system failed (the temporary file is removed).
+        """
+        self._check_open("commit")
+        self._done = True
+        try:
+            await asyncio.to_thread(self._commit)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(self._discard))
+            raise
+
+    async def abort(self) -> None:
+        """Delete the temporary file. Safe to call more than once."""
+        self._done = True
+        await asyncio.shield(asyncio.to_thread(self._discard))
+
+    def _check_open(self, action: str) -> None:
+        if self._done:
+            raise InvalidRequestError(f"{action} a fetch upload that is already finished")
+
+    def _opened(self) -> IO[bytes]:
+        if self._file is None:
+            self._file, self._temporary = _open_temporary(self.path.parent)
+        return self._file
+
+    def _write(self, chunk: bytes) -> None:
+        with self._lock, _os_errors("write", self.path):
+            if self._done:
+                return  # aborted while this write waited for its thread
+            self._opened().write(chunk)
+            self._sha256.update(chunk)
+
+    def _commit(self) -> None:
+        with self._lock, _os_errors("write", self.path):
+            file = self._opened()
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            assert self._temporary is not None
+            os.replace(self._temporary, self.path)
+            self._temporary = None
+            seal = _seal_of(self.path.stat(), self._sha256.hexdigest())
+            _write_atomically(_seal_path(self.path), json.dumps(seal).encode())
+
+    def _discard(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+            if self._temporary is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._temporary)
+                self._temporary = None
+
+
 @attrs.define
 class FilesystemObjectStore:
     """An ObjectStore in a directory tree under ``root`` (created on first write).
@@ -171,6 +298,8 @@ class FilesystemObjectStore:
     async def get_mpack_range(self, mpack_id: str, start: int, end: int) -> bytes | None:
         """Bytes ``[start, end)`` of an mpack, sliced like ``data[start:end]``, or None.
 
+        Reads (and allocates) at most what the file holds, whatever ``end`` asks.
+
         Raises:
             InvalidRequestError: a bad id or range (nothing was touched).
             ObjectStoreError: the file could not be read.
@@ -180,7 +309,7 @@ class FilesystemObjectStore:
         return await asyncio.to_thread(_read_span, path, start, end)
 
     async def put_mpack(self, mpack_id: str, data: bytes) -> None:
-        """Store an mpack atomically; idempotent.
+        """Store an mpack atomically, replacing any stored copy (so a damaged one is repaired).
 
         Raises:
             InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was touched).
@@ -188,8 +317,8 @@ class FilesystemObjectStore:
         """
         await asyncio.to_thread(_write_atomically, self._mpack_path(mpack_id), data)
 
-    async def has_mpack(self, mpack_id: str) -> bool:
-        """Whether the mpack is stored.
+    async def has_mpack(self, mpack_id: str) -> bool | None:
+        """Whether the mpack is stored (a ``stat``; never a read).
 
         Raises:
             InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was touched).
@@ -198,13 +327,46 @@ class FilesystemObjectStore:
         return await asyncio.to_thread(_is_file, self._mpack_path(mpack_id))
 
     async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
-        """Always None: a directory cannot hand out URLs.
+        """The ``file://`` URL of the mpack's file (``ttl_s`` does not apply to a path).
 
         Raises:
             InvalidRequestError: the id is not ``sha256:<hex>``.
         """
-        ids.check_mpack_id(mpack_id)
-        return None
+        return self._mpack_path(mpack_id).absolute().as_uri()
+
+    async def open_fetch(self, fetch_id: str) -> FilesystemFetchUpload:
+        """Start writing a fetch document into a temporary file beside its target.
+
+        Raises:
+            InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was touched).
+        """
+        return FilesystemFetchUpload(self._fetch_path(fetch_id))
+
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
+        """Whether the fetch document and its seal agree (a ``stat``; never a read).
+
+        Raises:
+            InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was touched).
+            ObjectStoreError: the file system failed.
+        """
+        return await asyncio.to_thread(_is_sealed, self._fetch_path(fetch_id))
+
+    async def get_fetch(self, fetch_id: str) -> bytes | None:
+        """A whole fetch document, or None.
+
+        Raises:
+            InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was touched).
+            ObjectStoreError: the file could not be read.
+        """
+        return await asyncio.to_thread(_read_whole, self._fetch_path(fetch_id))
+
+    async def presign_fetch(self, fetch_id: str, ttl_s: int) -> str | None:
+        """The ``file://`` URL of the fetch document (``ttl_s`` does not apply to a path).
+
+        Raises:
+            InvalidRequestError: the id is not ``sha256:<hex>``.
+        """
+        return self._fetch_path(fetch_id).absolute().as_uri()
 
     # ── lifecycle (fetchcore.lifecycle.StoreLifecycle) ──
 
@@ -229,6 +391,9 @@ class FilesystemObjectStore:
 
     def _mpack_path(self, mpack_id: str) -> Path:
         return self._sharded("mpacks", ids.check_mpack_id(mpack_id).removeprefix(ids.PREFIX))
+
+    def _fetch_path(self, fetch_id: str) -> Path:
+        return self._sharded("fetch", ids.check_mpack_id(fetch_id).removeprefix(ids.PREFIX))
 
     def _object_path(self, object_id: str) -> Path:
         return self._sharded("objects", ids.canonical(object_id).removeprefix(ids.PREFIX))

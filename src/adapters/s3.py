@@ -2,11 +2,13 @@
 
 Theory of operation:
 
-- Keys. Everything lives under ``prefix`` in one bucket: mpacks at
+- Keys. Everything lives under ``prefix`` in one bucket: push mpacks at
   ``<prefix>mpacks/<hex>``, legacy per-object keys at ``<prefix>objects/<hex>``,
-  where ``<hex>`` is the digest the id names. Ids are checked (and legacy ids
-  canonicalized) before any request, so both spellings of an object id hit one
-  key and no id can produce a key outside its namespace.
+  fetch documents at ``<prefix>fetch/<hex>`` with their seals at
+  ``<prefix>fetch/<hex>.seal``, where ``<hex>`` is the digest the id names.
+  Fetch documents are derived data: a lifecycle rule may expire ``fetch/``.
+  Ids are checked (and legacy ids canonicalized) before any request, so both
+  spellings of an object id hit one key and no id can produce a key outside its namespace.
 - Reads. A whole mpack is one GET; a byte range is one ranged GET. HTTP cannot
   ask for an empty range, and S3 answers a range that starts at or past the end
   with 416: both mean ``b""`` when the object exists, so only an empty range
@@ -14,9 +16,22 @@ Theory of operation:
   closed inside ``async with``: an unclosed body would keep its pooled
   connection forever.
 - Writes. Content-addressed, so a PUT of the same id writes the same bytes and
-  is idempotent. Documents above ``multipart_threshold_bytes`` go up as a
-  multipart upload, parts in parallel, aborted on any failure (cancellation
-  included) so no orphaned parts accumulate.
+  is idempotent; it always writes (never "exists, skip"), so putting the same
+  bytes again repairs a damaged copy. Documents above
+  ``multipart_threshold_bytes`` go up as a multipart upload, parts in parallel,
+  aborted on any failure (cancellation included) so no orphaned parts accumulate.
+- Fetch documents stream: :class:`S3FetchUpload` cuts the written bytes into
+  parts and uploads each while the writer goes on (at most
+  ``multipart_concurrency`` in flight; a writer waits for a slot). A document
+  smaller than one part goes up as one PUT at commit. Abort (and a failed
+  commit) sends AbortMultipartUpload, shielded from cancellation. Commit then
+  writes the seal: the document's size and ETag as S3 reported them.
+  :meth:`S3ObjectStore.fetch_intact` is a HEAD of the document and a GET of the
+  small seal: a replaced or truncated document has another ETag or size.
+- Connecting. Region, credentials and endpoint follow botocore's usual sources
+  (``AWS_DEFAULT_REGION``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL_S3``, the
+  config files) unless given. The bucket is checked with a HEAD: a missing
+  bucket or a denied one is a clear error at connect, not at the first fetch.
 - Faults. botocore retries throttling, 5xx and connection faults itself
   (standard or adaptive mode, ``max_attempts`` tries); a body that breaks
   mid-stream is re-requested up to the same bound. Connect and read timeouts
@@ -33,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import math
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,7 +74,11 @@ from fetchcore.validation import check_range
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
-    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef, GetObjectOutputTypeDef
+    from types_aiobotocore_s3.type_defs import (
+        CompletedPartTypeDef,
+        GetObjectOutputTypeDef,
+        HeadObjectOutputTypeDef,
+    )
 
 MAX_PRESIGN_TTL_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL can live
 _MAX_PARTS = 10_000  # S3's limit on parts in one multipart upload
@@ -224,6 +244,11 @@ def _error_code(error: ClientError) -> str:
     return str(code or status or "unknown")
 
 
+def _is_denied(error: ObjectStoreError) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, ClientError) and _error_code(cause) in {"AccessDenied", "403"}
+
+
 def _translate(error: ClientError, operation: str, key: str) -> Exception:
     code = _error_code(error)
     kind, meaning = _TRANSLATIONS.get(code, (ObjectStoreError, "request failed"))
@@ -276,21 +301,25 @@ class S3ObjectStore:
         endpoint_url: str | None = None,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
-        region: str = "us-east-1",
+        region: str | None = None,
         prefix: str = "",
         create_bucket: bool = False,
+        check_bucket: bool = True,
         **tuning: Any,
     ) -> AsyncIterator[S3ObjectStore]:
-        """Open a store on ``bucket``; the client closes when the block exits.
+        """Open a store on ``bucket`` with a client of its own, closed when the block exits.
 
         Args:
             bucket: the bucket (a valid S3 bucket name).
-            endpoint_url: the server, e.g. ``http://127.0.0.1:8333``; None for AWS.
-            access_key_id: credentials; None uses botocore's usual lookup.
+            endpoint_url: the server, e.g. ``http://127.0.0.1:8333``; None follows
+                botocore (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``, the profile, else AWS).
+            access_key_id: credentials; None uses botocore's usual lookup (env, profile, role).
             secret_access_key: credentials; None uses botocore's usual lookup.
-            region: the signing region.
+            region: the signing region; None follows botocore (``AWS_DEFAULT_REGION``, the profile).
             prefix: every key goes under it (``"hub/"`` and ``"hub"`` are the same).
             create_bucket: create the bucket first (an existing one is fine).
+            check_bucket: HEAD the bucket before yielding, so a missing or
+                forbidden bucket fails here with a clear message.
             **tuning: fields of :class:`S3Tuning` (timeouts, retries, pool, multipart).
 
         Returns:
@@ -298,10 +327,14 @@ class S3ObjectStore:
 
         Raises:
             InvalidRequestError: an unknown or out-of-range tuning option.
-            ObjectStoreError: the bucket could not be created.
+            ObjectStoreError: the bucket could not be created, is missing, or is not allowed.
         """
         settings = S3Tuning.from_options(tuning)
-        async with _shared_session().create_client(
+        explicit_keys = access_key_id is not None and secret_access_key is not None
+        # A shared session caches the credentials it first looked up; without explicit
+        # keys a fresh one reads the environment and profile as they are now.
+        session = _shared_session() if explicit_keys else get_session()
+        async with session.create_client(
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
@@ -313,8 +346,69 @@ class S3ObjectStore:
             client.meta.events.unregister("before-call.s3", add_expect_header)
             store = cls(client, bucket, prefix, settings)
             if create_bucket:
-                await store._create_bucket(region)
+                await store._create_bucket()
+            if check_bucket:
+                await store.check_bucket()
             yield store
+
+    @classmethod
+    async def from_client(
+        cls,
+        client: S3Client,
+        *,
+        bucket: str,
+        prefix: str = "",
+        tuning: S3Tuning | None = None,
+        check_bucket: bool = True,
+    ) -> S3ObjectStore:
+        """A store on a client the caller created and owns ("bring your own client").
+
+        The client's own configuration applies to every request: its region,
+        credentials, endpoint, connect and read timeouts, retries and pool
+        (:meth:`S3Tuning.client_config` shows what fetchcore would choose). From
+        ``tuning`` the store still applies what it does itself: a deadline on
+        every write, re-requests of a broken body (``max_attempts``), and the
+        multipart part size and concurrency. The client is used as it is, and
+        closing it stays the caller's job. (A client that sends
+        ``Expect: 100-continue`` may wait on a stalled server until the write
+        deadline; :meth:`connect` turns that header off on its own clients.)
+
+        Args:
+            client: an open aiobotocore S3 client.
+            bucket: the bucket (a valid S3 bucket name).
+            prefix: every key goes under it.
+            tuning: the store's own settings (see above); defaults if None.
+            check_bucket: HEAD the bucket first (see :meth:`connect`).
+
+        Raises:
+            ObjectStoreError: the bucket is missing or not allowed.
+        """
+        store = cls(client, bucket, prefix, tuning or S3Tuning())
+        if check_bucket:
+            await store.check_bucket()
+        return store
+
+    async def check_bucket(self) -> None:
+        """HEAD the bucket: it must exist and these credentials must be allowed to use it.
+
+        Raises:
+            ObjectStoreError: the bucket is missing, access is denied, or the server failed.
+        """
+        try:
+            async with _vendor_errors("HEAD bucket", self.bucket):
+                await self.client.head_bucket(Bucket=self.bucket)
+        except _KeyMissingError as missing:
+            raise ObjectStoreError(
+                f"S3 bucket {self.bucket!r} does not exist at {self.client.meta.endpoint_url}"
+                " (create it, or connect with create_bucket=True)"
+            ) from missing.__cause__
+        except ObjectStoreError as failed:
+            if _is_denied(failed):
+                raise ObjectStoreError(
+                    f"S3 bucket {self.bucket!r}: access denied to these credentials"
+                    f" at {self.client.meta.endpoint_url}"
+                ) from failed.__cause__
+            raise
 
     async def get_object(self, object_id: str) -> bytes | None:
         """The content under a legacy per-object key, or None.
@@ -361,7 +455,10 @@ class S3ObjectStore:
             return b""
 
     async def put_mpack(self, mpack_id: str, data: bytes) -> None:
-        """Store an mpack (multipart above the threshold); idempotent.
+        """Store an mpack (multipart above the threshold), replacing any stored copy.
+
+        Always written, never skipped because the key exists: putting the same
+        bytes again repairs a damaged copy.
 
         Raises:
             InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was sent).
@@ -370,8 +467,8 @@ class S3ObjectStore:
         """
         await self._write(self._mpack_key(mpack_id), data)
 
-    async def has_mpack(self, mpack_id: str) -> bool:
-        """Whether the mpack is stored (one HEAD).
+    async def has_mpack(self, mpack_id: str) -> bool | None:
+        """Whether the mpack is stored (one HEAD; never a GET).
 
         Raises:
             InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was sent).
@@ -379,13 +476,57 @@ class S3ObjectStore:
         """
         return await self._exists(self._mpack_key(mpack_id))
 
+    async def open_fetch(self, fetch_id: str) -> S3FetchUpload:
+        """Start streaming a fetch document (multipart parts go up while the writer writes).
+
+        Raises:
+            InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was sent).
+        """
+        return S3FetchUpload(self, self._fetch_key(fetch_id))
+
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
+        """Whether the document's size and ETag are those sealed at commit.
+
+        One HEAD of the document and one GET of its small seal; the document is not read.
+
+        Raises:
+            InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was sent).
+            ObjectStoreError: a request failed after its retries.
+        """
+        key = self._fetch_key(fetch_id)
+        head, seal = await asyncio.gather(
+            self._head_or_none(key), self._read_or_none(_seal_key(key))
+        )
+        if head is None or seal is None:
+            return False
+        return _seal_matches(seal, head["ContentLength"], head["ETag"])
+
+    async def get_fetch(self, fetch_id: str) -> bytes | None:
+        """A whole fetch document (one GET), or None.
+
+        Raises:
+            InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was sent).
+            ObjectStoreError: the read failed after its retries.
+        """
+        return await self._read_or_none(self._fetch_key(fetch_id))
+
+    async def presign_fetch(self, fetch_id: str, ttl_s: int) -> str | None:
+        """A SigV4 presigned GET of the fetch document, valid for ``ttl_s`` seconds.
+
+        Raises:
+            InvalidRequestError: a bad id, or ``ttl_s`` outside 1 s .. 7 days.
+        """
+        return await self._presign(self._fetch_key(fetch_id), ttl_s)
+
     async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
         """A SigV4 presigned GET of the mpack, valid for ``ttl_s`` seconds (no request is sent).
 
         Raises:
             InvalidRequestError: a bad id, or ``ttl_s`` outside 1 s .. 7 days.
         """
-        key = self._mpack_key(mpack_id)
+        return await self._presign(self._mpack_key(mpack_id), ttl_s)
+
+    async def _presign(self, key: str, ttl_s: int) -> str:
         if type(ttl_s) is not int or not 1 <= ttl_s <= MAX_PRESIGN_TTL_S:
             raise InvalidRequestError(f"presign ttl must be 1..{MAX_PRESIGN_TTL_S}, not {ttl_s!r}")
         async with _vendor_errors("presign", key):
@@ -424,6 +565,10 @@ class S3ObjectStore:
         async with _vendor_errors("DELETE", key):
             await self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    def _fetch_key(self, fetch_id: str) -> str:
+        digest = ids.check_mpack_id(fetch_id).removeprefix(ids.PREFIX)
+        return f"{self.prefix}fetch/{digest}"
+
     def _mpack_key(self, mpack_id: str) -> str:
         digest = ids.check_mpack_id(mpack_id).removeprefix(ids.PREFIX)
         return f"{self.prefix}mpacks/{digest}"
@@ -458,37 +603,63 @@ class S3ObjectStore:
         return await self.client.get_object(Bucket=self.bucket, Key=key, Range=byte_range)
 
     async def _exists(self, key: str) -> bool:
+        return await self._head_or_none(key) is not None
+
+    async def _head_or_none(self, key: str) -> HeadObjectOutputTypeDef | None:
         try:
             async with _vendor_errors("HEAD", key):
-                await self.client.head_object(Bucket=self.bucket, Key=key)
+                return await self.client.head_object(Bucket=self.bucket, Key=key)
         except _KeyMissingError:
-            return False
-        return True
+            return None
 
     async def _write(self, key: str, data: bytes) -> None:
         if len(data) > self.tuning.multipart_threshold_bytes:
             await self._put_multipart(key, data)
             return
+        await self._put_single(key, data)
+
+    async def _put_single(self, key: str, data: bytes) -> str:
+        """One PUT; returns the ETag."""
         async with _vendor_errors("PUT", key), self._write_deadline(len(data)):
-            await self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+            written = await self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return written["ETag"]
+
+    async def _create_upload(self, key: str) -> str:
+        async with _vendor_errors("multipart PUT", key), self._write_deadline(0):
+            created = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        return created["UploadId"]
+
+    async def _upload_part(
+        self, key: str, upload_id: str, number: int, part: bytes
+    ) -> CompletedPartTypeDef:
+        async with _vendor_errors("multipart PUT", key), self._write_deadline(len(part)):
+            uploaded = await self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part
+            )
+        return {"PartNumber": number, "ETag": uploaded["ETag"]}
+
+    async def _complete_upload(
+        self, key: str, upload_id: str, parts: list[CompletedPartTypeDef]
+    ) -> str:
+        """CompleteMultipartUpload; returns the ETag."""
+        async with _vendor_errors("multipart PUT", key), self._write_deadline(0):
+            completed = await self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        return completed["ETag"]
+
+    async def _delete(self, key: str) -> None:
+        async with _vendor_errors("DELETE", key), self._write_deadline(0):
+            await self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def _write_deadline(self, size: int) -> asyncio.Timeout:
         return asyncio.timeout(self.tuning.write_deadline_s(size))
 
     async def _put_multipart(self, key: str, data: bytes) -> None:
-        async with _vendor_errors("multipart PUT", key), self._write_deadline(0):
-            created = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
-        upload_id = created["UploadId"]
+        upload_id = await self._create_upload(key)
         try:
-            async with _vendor_errors("multipart PUT", key):
-                parts = await self._upload_parts(key, upload_id, data)
-                async with self._write_deadline(0):
-                    await self.client.complete_multipart_upload(
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        MultipartUpload={"Parts": parts},
-                    )
+            parts = await self._upload_parts(key, upload_id, data)
+            await self._complete_upload(key, upload_id, parts)
         except BaseException:
             await self._abort_upload(key, upload_id)
             raise
@@ -500,15 +671,9 @@ class S3ObjectStore:
         slots = asyncio.Semaphore(self.tuning.multipart_concurrency)
 
         async def upload(number: int, offset: int) -> CompletedPartTypeDef:
-            async with slots, self._write_deadline(part_bytes):
-                uploaded = await self.client.upload_part(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=data[offset : offset + part_bytes],
-                )
-            return {"PartNumber": number, "ETag": uploaded["ETag"]}
+            async with slots:
+                part = data[offset : offset + part_bytes]
+                return await self._upload_part(key, upload_id, number, part)
 
         offsets = range(0, len(data), part_bytes)
         try:
@@ -516,7 +681,8 @@ class S3ObjectStore:
                 tasks = [group.create_task(upload(n, o)) for n, o in enumerate(offsets, start=1)]
         except ExceptionGroup as failed:
             # The first failure stands for all (the group cancelled the other parts).
-            raise failed.exceptions[0] from None
+            first = failed.exceptions[0]
+            raise first from first.__cause__
         return [task.result() for task in tasks]
 
     async def _abort_upload(self, key: str, upload_id: str) -> None:
@@ -526,12 +692,151 @@ class S3ObjectStore:
         with contextlib.suppress(ClientError, *_TRANSPORT_ERRORS):
             await asyncio.shield(abort)
 
-    async def _create_bucket(self, region: str) -> None:
+    async def _create_bucket(self) -> None:
         options: dict[str, Any] = {}
-        if region != "us-east-1":
+        region = self.client.meta.region_name
+        if region and region != "us-east-1":  # us-east-1 refuses its own name as a constraint
             options["CreateBucketConfiguration"] = {"LocationConstraint": region}
         try:
             async with _vendor_errors("CreateBucket", self.bucket):
                 await self.client.create_bucket(Bucket=self.bucket, **options)
         except _BucketExistsError:
             return
+
+
+_SEAL_SUFFIX = ".seal"
+
+
+def _seal_key(key: str) -> str:
+    return key + _SEAL_SUFFIX
+
+
+def _seal_bytes(size: int, etag: str) -> bytes:
+    return json.dumps({"size": size, "etag": etag}).encode()
+
+
+def _seal_matches(seal: bytes, size: int, etag: str) -> bool:
+    try:
+        return bool(json.loads(seal) == {"size": size, "etag": etag})
+    except ValueError:
+        return False  # a damaged seal seals nothing
+
+
+@attrs.define
+class S3FetchUpload:
+    """A fetch document streamed to S3 as a multipart upload, parts sent while the writer writes.
+
+    Written bytes collect in a buffer; each full part (``multipart_part_bytes``)
+    starts its upload at once, at most ``multipart_concurrency`` in flight (a
+    writer waits for a slot), so memory stays within about
+    ``(multipart_concurrency + 1) * multipart_part_bytes`` whatever the document's
+    size. A document smaller than one part is one PUT at commit. A failed part
+    fails the next write or the commit.
+    """
+
+    store: S3ObjectStore
+    key: str
+    _buffer: bytearray = attrs.field(factory=bytearray, init=False)
+    _size: int = attrs.field(default=0, init=False)
+    _upload_id: str | None = attrs.field(default=None, init=False)
+    _parts: list[asyncio.Task[CompletedPartTypeDef]] = attrs.field(factory=list, init=False)
+    _slots: asyncio.Semaphore = attrs.field(init=False)
+    _failure: BaseException | None = attrs.field(default=None, init=False)
+    _committed: bool = attrs.field(default=False, init=False)
+    _done: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.store.tuning.multipart_concurrency)
+
+    async def write(self, chunk: bytes) -> None:
+        """Append ``chunk``; every full part starts uploading.
+
+        Raises:
+            InvalidRequestError: the upload is already committed or aborted.
+            ObjectStoreError: a part failed, or the upload could not be started.
+        """
+        self._check_writable("write to")
+        self._buffer += chunk
+        self._size += len(chunk)
+        part_bytes = self.store.tuning.multipart_part_bytes
+        while len(self._buffer) >= part_bytes:
+            part = bytes(self._buffer[:part_bytes])
+            del self._buffer[:part_bytes]
+            await self._start_part(part)
+
+    async def commit(self) -> None:
+        """Send the rest, complete the upload, then write the seal (size and ETag).
+
+        Raises:
+            InvalidRequestError: the upload is already committed or aborted.
+            ObjectStoreError: the upload failed; nothing of it is left in the bucket.
+        """
+        self._check_writable("commit")
+        self._done = True
+        try:
+            etag = await self._finish()
+            self._committed = True
+            await self.store._put_single(_seal_key(self.key), _seal_bytes(self._size, etag))
+        except BaseException:
+            await asyncio.shield(self._discard())
+            raise
+
+    async def abort(self) -> None:
+        """Stop the parts in flight and abort the multipart upload. Safe to call more than once."""
+        self._done = True
+        await asyncio.shield(self._discard())
+
+    def _check_writable(self, action: str) -> None:
+        if self._done:
+            raise InvalidRequestError(f"{action} a fetch upload that is already finished")
+        if self._failure is not None:
+            raise self._failure
+
+    async def _start_part(self, part: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = await self.store._create_upload(self.key)
+        if len(self._parts) >= _MAX_PARTS:
+            raise ObjectStoreError(
+                f"S3 multipart PUT {self.key}: more than {_MAX_PARTS} parts"
+                " (raise multipart_part_bytes)"
+            )
+        await self._slots.acquire()
+        number = len(self._parts) + 1
+        task = asyncio.create_task(self._send_part(self._upload_id, number, part))
+        task.add_done_callback(self._note_failure)
+        self._parts.append(task)
+
+    async def _send_part(self, upload_id: str, number: int, part: bytes) -> CompletedPartTypeDef:
+        try:
+            return await self.store._upload_part(self.key, upload_id, number, part)
+        finally:
+            self._slots.release()
+
+    def _note_failure(self, task: asyncio.Task[CompletedPartTypeDef]) -> None:
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+
+    async def _finish(self) -> str:
+        if self._upload_id is None:
+            return await self.store._put_single(self.key, bytes(self._buffer))
+        if self._buffer:
+            await self._start_part(bytes(self._buffer))
+            self._buffer.clear()
+        parts = list(await asyncio.gather(*self._parts))
+        etag = await self.store._complete_upload(self.key, self._upload_id, parts)
+        self._upload_id = None  # complete: nothing left to abort
+        return etag
+
+    async def _discard(self) -> None:
+        self._buffer.clear()
+        for task in self._parts:
+            task.cancel()
+        await asyncio.gather(*self._parts, return_exceptions=True)
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            await self.store._abort_upload(self.key, upload_id)
+        if self._committed:
+            # The document is complete but its seal is not: take the document back.
+            self._committed = False
+            with contextlib.suppress(ObjectStoreError):
+                await self.store._delete(self.key)

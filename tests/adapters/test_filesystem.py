@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -60,14 +61,14 @@ class TestAtomicWrites:
         await store.put_mpack(MPACK_ID, DATA)
         assert [path.name for path in files_under(tmp_path)] == [DIGEST]
 
-    async def test_a_second_write_of_an_id_leaves_the_file_alone(self, tmp_path: Path) -> None:
+    async def test_a_second_write_of_an_id_writes_a_new_file(self, tmp_path: Path) -> None:
         store = FilesystemObjectStore(tmp_path)
         await store.put_mpack(MPACK_ID, DATA)
         path = tmp_path / "mpacks" / DIGEST[:2] / DIGEST
         before = path.stat()
         await store.put_mpack(MPACK_ID, DATA)
-        after = path.stat()
-        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        assert path.stat().st_ino != before.st_ino  # renamed over, never "exists, skip"
+        assert files_under(tmp_path) == [Path("mpacks", DIGEST[:2], DIGEST)]
 
     async def test_a_failed_write_leaves_neither_target_nor_temporary(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -100,10 +101,15 @@ class TestFailures:
                 await call
             assert isinstance(raised.value.__cause__, OSError)
 
-    async def test_presign_is_none(self, tmp_path: Path) -> None:
-        store = FilesystemObjectStore(tmp_path)
+    async def test_presigned_urls_are_file_urls_of_the_stored_files(self, tmp_path: Path) -> None:
+        store = FilesystemObjectStore(tmp_path / "relative-or-not")
         await store.put_mpack(MPACK_ID, DATA)
-        assert await store.presign_mpack(MPACK_ID, 60) is None
+        assert await store.presign_mpack(MPACK_ID, 60) == (
+            (tmp_path / "relative-or-not" / "mpacks" / DIGEST[:2] / DIGEST).as_uri()
+        )
+        assert await store.presign_fetch(MPACK_ID, 60) == (
+            (tmp_path / "relative-or-not" / "fetch" / DIGEST[:2] / DIGEST).as_uri()
+        )
 
 
 FILE_FUNCTIONS = ("_read_whole", "_read_span", "_is_file", "_write_atomically")
@@ -133,3 +139,91 @@ def _noting_thread(name: str, threads: dict[str, int]) -> Callable[..., object]:
         return function(*args)
 
     return wrapper
+
+
+class TestRanges:
+    async def test_a_range_far_past_the_end_reads_only_what_the_file_holds(
+        self, tmp_path: Path
+    ) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        await store.put_mpack(MPACK_ID, DATA)
+        # Allocating the asked length would need a terabyte (MemoryError).
+        assert await store.get_mpack_range(MPACK_ID, 0, 2**40) == DATA
+        assert await store.get_mpack_range(MPACK_ID, 7, 2**40) == DATA[7:]
+        assert await store.get_mpack_range(MPACK_ID, 2**39, 2**40) == b""
+
+    @pytest.mark.parametrize("end", [len(DATA) - 1, len(DATA), len(DATA) + 1])
+    async def test_a_range_ending_at_the_file_size_is_exact(self, tmp_path: Path, end: int) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        await store.put_mpack(MPACK_ID, DATA)
+        assert await store.get_mpack_range(MPACK_ID, 3, end) == DATA[3:end]
+
+
+FETCH_DIR = Path("fetch", DIGEST[:2])
+
+
+class TestFetchDocuments:
+    async def test_a_document_is_written_to_a_dot_file_beside_its_target(
+        self, tmp_path: Path
+    ) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        upload = await store.open_fetch(MPACK_ID)
+        await upload.write(DATA)
+        [temporary] = files_under(tmp_path)
+        assert temporary.parent == FETCH_DIR
+        assert temporary.name.startswith(".")
+        await upload.commit()
+        assert files_under(tmp_path) == [FETCH_DIR / DIGEST, FETCH_DIR / f"{DIGEST}.seal"]
+
+    async def test_the_seal_records_size_inode_times_and_checksum(self, tmp_path: Path) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        upload = await store.open_fetch(MPACK_ID)
+        await upload.write(DATA[:100])
+        await upload.write(DATA[100:])
+        await upload.commit()
+        status = (tmp_path / FETCH_DIR / DIGEST).stat()
+        seal = json.loads((tmp_path / FETCH_DIR / f"{DIGEST}.seal").read_bytes())
+        assert seal == {
+            "st_size": len(DATA),
+            "st_ino": status.st_ino,
+            "st_mtime_ns": status.st_mtime_ns,
+            "st_ctime_ns": status.st_ctime_ns,
+            "sha256": DIGEST,
+        }
+
+    async def test_a_later_rewrite_in_place_is_not_intact(self, tmp_path: Path) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        upload = await store.open_fetch(MPACK_ID)
+        await upload.write(DATA)
+        await upload.commit()
+        path = tmp_path / FETCH_DIR / DIGEST
+        sealed = path.stat()
+        path.write_bytes(DATA[::-1])  # same inode, same size
+        later = sealed.st_mtime_ns + 1_000_000_000  # a clock tick later, made explicit
+        os.utime(path, ns=(later, later))
+        assert await store.fetch_intact(MPACK_ID) is False
+
+    async def test_a_damaged_seal_seals_nothing(self, tmp_path: Path) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        upload = await store.open_fetch(MPACK_ID)
+        await upload.write(DATA)
+        await upload.commit()
+        (tmp_path / FETCH_DIR / f"{DIGEST}.seal").write_bytes(b"{not json")
+        assert await store.fetch_intact(MPACK_ID) is False
+
+    async def test_a_failed_commit_leaves_nothing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store = FilesystemObjectStore(tmp_path)
+        upload = await store.open_fetch(MPACK_ID)
+        await upload.write(DATA)
+
+        def broken_fsync(descriptor: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(os, "fsync", broken_fsync)
+        with pytest.raises(ObjectStoreError) as raised:
+            await upload.commit()
+        assert isinstance(raised.value.__cause__, OSError)
+        assert files_under(tmp_path) == []
+        assert await store.fetch_intact(MPACK_ID) is False

@@ -20,15 +20,19 @@ from typing import Any
 
 import attrs
 import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 from botocore.exceptions import ClientError, EndpointConnectionError
 from fetchcore.adapters.s3 import MAX_PRESIGN_TTL_S, S3ObjectStore, S3Tuning
 
 from fetchcore import InvalidRequestError, ObjectStoreError
 from fetchcore.ids import content_id
 from fetchcore.policy import MiB, Policy
+from fetchcore.ports import FetchUpload
 from fetchcore.testing import blob_id
 from tests.contract.test_object_store import BAD_IDS
 from tests.s3_support import (
+    BUCKET,
     connect,
     delete_prefix,
     list_keys,
@@ -235,19 +239,36 @@ class TestBuckets:
             await delete_prefix(store)
             await store.client.delete_bucket(Bucket=bucket)
 
-    async def test_a_missing_bucket_is_an_object_store_error(self, endpoint: S3Endpoint) -> None:
-        async with connect(endpoint, bucket=f"fetchcore-none-{uuid.uuid4().hex[:12]}") as store:
-            with pytest.raises(ObjectStoreError, match="bucket does not exist") as raised:
-                await store.get_mpack(MPACK_ID)
+    async def test_a_missing_bucket_fails_at_connect_saying_so(self, endpoint: S3Endpoint) -> None:
+        bucket = f"fetchcore-none-{uuid.uuid4().hex[:12]}"
+        with pytest.raises(ObjectStoreError, match=f"bucket '{bucket}' does not exist") as raised:
+            async with connect(endpoint, bucket=bucket):
+                pytest.fail("connect yielded a store on a missing bucket")
         assert isinstance(raised.value.__cause__, ClientError)
 
-    async def test_unknown_credentials_are_an_object_store_error(
+    @pytest.mark.parametrize(
+        "credentials",
+        [
+            {"access_key_id": "nobody", "secret_access_key": "wrong"},
+            {"secret_access_key": "not-the-secret"},
+        ],
+        ids=["unknown-key", "wrong-secret"],
+    )
+    async def test_a_denied_bucket_fails_at_connect_saying_so(
+        self, endpoint: S3Endpoint, credentials: dict[str, str]
+    ) -> None:
+        with pytest.raises(ObjectStoreError, match="access denied") as raised:
+            async with connect(endpoint, **credentials):
+                pytest.fail("connect yielded a store on a denied bucket")
+        assert isinstance(raised.value.__cause__, ClientError)
+
+    async def test_without_the_check_a_missing_bucket_fails_at_the_first_request(
         self, endpoint: S3Endpoint
     ) -> None:
-        async with connect(endpoint, access_key_id="nobody", secret_access_key="wrong") as store:
-            with pytest.raises(ObjectStoreError) as raised:
-                await store.put_mpack(MPACK_ID, DATA)
-        assert isinstance(raised.value.__cause__, ClientError)
+        bucket = f"fetchcore-none-{uuid.uuid4().hex[:12]}"
+        async with connect(endpoint, bucket=bucket, check_bucket=False) as store:
+            with pytest.raises(ObjectStoreError, match="bucket does not exist"):
+                await store.get_mpack(MPACK_ID)
 
 
 class TestPresign:
@@ -414,5 +435,227 @@ class TestFaults:
 @asynccontextmanager
 async def _store_at(url: str, **options: Any) -> AsyncIterator[S3ObjectStore]:
     endpoint = S3Endpoint(url, "unused", "unused")
-    async with connect(endpoint, **{**FAST_FAILURE, **options}) as store:
+    settings = {**FAST_FAILURE, "check_bucket": False, **options}
+    async with connect(endpoint, **settings) as store:
         yield store
+
+
+FETCH_ID = content_id(b"a fetch id")
+PART = 5 * MiB
+STREAMING: dict[str, Any] = {"multipart_part_bytes": PART, "multipart_concurrency": 2}
+
+
+class TestExistence:
+    @pytest.mark.parametrize("stored", [True, False])
+    async def test_has_mpack_is_one_head_and_never_a_get(
+        self, store: S3ObjectStore, stored: bool
+    ) -> None:
+        if stored:
+            await store.put_mpack(MPACK_ID, DATA)
+        log = record_requests(store)
+        assert await store.has_mpack(MPACK_ID) is stored
+        assert log.operations() == ["HeadObject"]
+
+    async def test_fetch_intact_heads_the_document_and_reads_only_its_seal(
+        self, store: S3ObjectStore
+    ) -> None:
+        upload = await store.open_fetch(FETCH_ID)
+        await upload.write(DATA)
+        await upload.commit()
+        log = record_requests(store)
+        assert await store.fetch_intact(FETCH_ID) is True
+        key = store._fetch_key(FETCH_ID)
+        assert sorted((sent.operation, sent.path.split("/", 2)[2]) for sent in log.sent) == [
+            ("GetObject", f"{key}.seal"),
+            ("HeadObject", key),
+        ]
+
+    async def test_a_put_writes_again_even_when_the_key_exists(self, store: S3ObjectStore) -> None:
+        await store.put_mpack(MPACK_ID, DATA)
+        log = record_requests(store)
+        await store.put_mpack(MPACK_ID, DATA)
+        assert log.operations() == ["PutObject"]
+
+
+class TestStreamingFetchUpload:
+    async def test_a_small_document_is_one_put_at_commit_then_its_seal(
+        self, store: S3ObjectStore
+    ) -> None:
+        log = record_requests(store)
+        upload = await store.open_fetch(FETCH_ID)
+        await upload.write(DATA)
+        assert log.sent == []
+        await upload.commit()
+        key = store._fetch_key(FETCH_ID)
+        assert [(s.operation, s.path.split("/", 2)[2]) for s in log.sent] == [
+            ("PutObject", key),
+            ("PutObject", f"{key}.seal"),
+        ]
+
+    async def test_parts_go_up_while_the_writer_writes(
+        self, request: pytest.FixtureRequest
+    ) -> None:
+        async with s3_test_store(request, **STREAMING) as store:
+            log = record_requests(store)
+            upload = await store.open_fetch(FETCH_ID)
+            for _ in range(3):
+                await upload.write(bytes(PART))
+            await asyncio.sleep(0)
+            before_commit = Counter(log.operations())
+            await upload.commit()
+            assert before_commit["CreateMultipartUpload"] == 1
+            assert before_commit["UploadPart"] >= 2  # the third may still be starting
+            assert Counter(log.operations())["UploadPart"] == 3
+            assert await store.get_fetch(FETCH_ID) == bytes(3 * PART)
+            assert await store.fetch_intact(FETCH_ID) is True
+
+    async def test_parts_in_flight_stay_within_the_concurrency(
+        self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        in_flight = {"now": 0, "most": 0}
+        upload_part = S3ObjectStore._upload_part
+
+        async def slow_part(store: S3ObjectStore, *args: Any) -> Any:
+            in_flight["now"] += 1
+            in_flight["most"] = max(in_flight["most"], in_flight["now"])
+            try:
+                await asyncio.sleep(0.05)  # a slow link, so parts pile up if nothing bounds them
+                return await upload_part(store, *args)
+            finally:
+                in_flight["now"] -= 1
+
+        monkeypatch.setattr(S3ObjectStore, "_upload_part", slow_part)
+        async with s3_test_store(request, **STREAMING) as store:
+            upload = await store.open_fetch(FETCH_ID)
+            for _ in range(6):
+                await upload.write(bytes(PART))
+            await upload.commit()
+            assert in_flight["most"] == STREAMING["multipart_concurrency"]
+            assert await store.get_fetch(FETCH_ID) == bytes(6 * PART)
+
+    async def test_a_failed_part_fails_the_upload_and_abort_leaves_nothing(
+        self, request: pytest.FixtureRequest
+    ) -> None:
+        async with s3_test_store(request, **STREAMING) as store:
+            store.client.meta.events.register("before-send.s3.UploadPart", _break_part_two)
+            upload = await store.open_fetch(FETCH_ID)
+            with pytest.raises(ObjectStoreError) as raised:
+                await _write_parts_and_commit(upload, 4)
+            assert isinstance(raised.value.__cause__, EndpointConnectionError)
+            await upload.abort()
+            assert await list_uploads(store) == []
+            assert await list_keys(store) == []
+
+    async def test_a_commit_cancelled_while_parts_are_in_flight_leaves_nothing(
+        self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        parts_started = asyncio.Event()
+
+        async def stuck_part(store: S3ObjectStore, *args: Any) -> Any:
+            parts_started.set()
+            await asyncio.Event().wait()  # a part that never finishes
+
+        async with s3_test_store(request, **STREAMING) as store:
+            upload = await store.open_fetch(FETCH_ID)
+            await upload.write(bytes(PART))  # creates the multipart upload
+            monkeypatch.setattr(S3ObjectStore, "_upload_part", stuck_part)
+            committing = asyncio.create_task(upload.commit())
+            await parts_started.wait()
+            assert len(await list_uploads(store)) == 1
+            committing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await committing
+            assert await list_uploads(store) == []
+            assert await list_keys(store) == []
+
+    async def test_a_failed_seal_takes_the_document_back(
+        self, request: pytest.FixtureRequest
+    ) -> None:
+        async with s3_test_store(request) as store:
+            store.client.meta.events.register("before-send.s3.PutObject", _break_seal)
+            upload = await store.open_fetch(FETCH_ID)
+            await upload.write(DATA)
+            with pytest.raises(ObjectStoreError):
+                await upload.commit()
+            assert await list_keys(store) == []
+
+
+async def _write_parts_and_commit(upload: FetchUpload, parts: int) -> None:
+    for _ in range(parts):
+        await upload.write(bytes(PART))
+    await upload.commit()
+
+
+def _break_seal(request: Any, **_: Any) -> None:
+    if request.url.split("?")[0].endswith(".seal"):
+        raise EndpointConnectionError(endpoint_url=request.url)
+
+
+class TestConnecting:
+    async def test_region_follows_the_environment(
+        self, endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("AWS_REGION", raising=False)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+        options = {"region": None, "check_bucket": False}
+        async with connect(endpoint, **options) as store:
+            assert store.client.meta.region_name == "eu-west-3"
+            url = await store.presign_fetch(FETCH_ID, 60)
+        assert url is not None
+        assert "eu-west-3" in urllib.parse.parse_qs(url)["X-Amz-Credential"][0]
+
+    async def test_endpoint_and_credentials_follow_the_environment(
+        self, endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint.url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", endpoint.access_key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", endpoint.secret_access_key)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", endpoint.region)
+        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        prefix = f"test-{uuid.uuid4().hex}/"
+        async with S3ObjectStore.connect(bucket=BUCKET, prefix=prefix) as store:
+            assert store.client.meta.endpoint_url == endpoint.url
+            await store.put_mpack(MPACK_ID, DATA)
+            assert await store.get_mpack(MPACK_ID) == DATA
+            await delete_prefix(store)
+
+
+class TestBringYourOwnClient:
+    async def test_a_store_on_the_callers_client_works_and_leaves_it_open(
+        self, endpoint: S3Endpoint
+    ) -> None:
+        async with _own_client(endpoint) as client:
+            prefix = f"test-{uuid.uuid4().hex}/"
+            store = await S3ObjectStore.from_client(client, bucket=BUCKET, prefix=prefix)
+            upload = await store.open_fetch(FETCH_ID)
+            await upload.write(DATA)
+            await upload.commit()
+            assert await store.get_fetch(FETCH_ID) == DATA
+            assert await store.fetch_intact(FETCH_ID) is True
+            await delete_prefix(store)
+            assert store.client is client
+            config: Any = client.meta.config  # botocore's stubs leave its options out
+            assert config.read_timeout == 11.0  # the caller's settings, untouched
+
+    async def test_a_missing_bucket_fails_before_the_store_is_returned(
+        self, endpoint: S3Endpoint
+    ) -> None:
+        async with _own_client(endpoint) as client:
+            with pytest.raises(ObjectStoreError, match="does not exist"):
+                await S3ObjectStore.from_client(client, bucket=f"none-{uuid.uuid4().hex[:12]}")
+
+
+def _own_client(endpoint: S3Endpoint) -> Any:
+    return get_session().create_client(
+        "s3",
+        endpoint_url=endpoint.url,
+        region_name=endpoint.region,
+        aws_access_key_id=endpoint.access_key_id,
+        aws_secret_access_key=endpoint.secret_access_key,
+        config=AioConfig(
+            read_timeout=11.0,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -12,7 +11,13 @@ import pytest
 from fetchcore import InvalidRequestError, ObjectStore, ObjectStoreError
 from fetchcore.ids import content_id
 from fetchcore.testing import blob_id
-from tests.backends import UNREACHABLE_STORES
+from tests.backends import (
+    UNREACHABLE_STORES,
+    download,
+    replace_behind_the_back,
+    stored_fetch_leftovers,
+    truncate_behind_the_back,
+)
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes, every byte value
 MPACK_ID = content_id(DATA)
@@ -51,6 +56,10 @@ def _calls_with_id(store: ObjectStore, some_id: str) -> list[Callable[[], Awaita
         lambda: store.put_mpack(some_id, b"x"),
         lambda: store.has_mpack(some_id),
         lambda: store.presign_mpack(some_id, 60),
+        lambda: store.open_fetch(some_id),
+        lambda: store.fetch_intact(some_id),
+        lambda: store.get_fetch(some_id),
+        lambda: store.presign_fetch(some_id, 60),
     ]
 
 
@@ -86,6 +95,20 @@ class TestRoundTrips:
 
     async def test_put_mpack_is_idempotent(self, object_store: ObjectStore) -> None:
         await object_store.put_mpack(MPACK_ID, DATA)
+        await object_store.put_mpack(MPACK_ID, DATA)
+        assert await object_store.get_mpack(MPACK_ID) == DATA
+
+    @pytest.mark.parametrize("damage", ["replaced", "truncated"])
+    async def test_putting_an_mpack_again_repairs_a_damaged_copy(
+        self, object_store: ObjectStore, damage: str
+    ) -> None:
+        await object_store.put_mpack(MPACK_ID, DATA)
+        if damage == "replaced":
+            flipped = bytes([DATA[0] ^ 0xFF]) + DATA[1:]
+            await replace_behind_the_back(object_store, "mpack", MPACK_ID, flipped)
+        else:
+            await truncate_behind_the_back(object_store, "mpack", MPACK_ID, 100)
+        assert await object_store.get_mpack(MPACK_ID) != DATA  # the damage is real
         await object_store.put_mpack(MPACK_ID, DATA)
         assert await object_store.get_mpack(MPACK_ID) == DATA
 
@@ -219,17 +242,147 @@ class TestPresign:
     async def test_a_presigned_url_downloads_the_mpack(self, object_store: ObjectStore) -> None:
         await object_store.put_mpack(MPACK_ID, DATA)
         url = await object_store.presign_mpack(MPACK_ID, 300)
-        if url is None:
-            return  # the store cannot presign; None is its documented answer
-        assert isinstance(url, str)
-        if not url.startswith(("http://", "https://")):
-            assert MPACK_ID in url
-            return
-        body = await asyncio.to_thread(_download, url)
-        assert body == DATA
+        assert url is not None
+        assert await download(object_store, url) == DATA
+
+    async def test_a_presigned_url_downloads_the_fetch_document(
+        self, object_store: ObjectStore
+    ) -> None:
+        await _store_fetch(object_store, FETCH_ID, DATA)
+        url = await object_store.presign_fetch(FETCH_ID, 300)
+        assert url is not None
+        assert await download(object_store, url) == DATA
 
 
-def _download(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        data: bytes = response.read()
-        return data
+FETCH_ID = content_id(b"a fetch document's content id")
+CHUNK = bytes(range(256)) * 4096  # 1 MiB
+LARGE_CHUNKS = 20  # 20 MiB: several parts of any multipart size, and a short last part
+
+
+async def _store_fetch(store: ObjectStore, fetch_id: str, *chunks: bytes) -> None:
+    upload = await store.open_fetch(fetch_id)
+    for chunk in chunks:
+        await upload.write(chunk)
+    await upload.commit()
+
+
+class _SourceFailedError(Exception):
+    """What a writer's source raises in the middle of a document."""
+
+
+async def _write_then_fail(store: ObjectStore, chunks: int) -> None:
+    """Write like the core does, and abort on any failure (the core's side of the port)."""
+    upload = await store.open_fetch(FETCH_ID)
+    try:
+        for _ in range(chunks):
+            await upload.write(CHUNK)
+            await asyncio.sleep(0)  # let parts go out, as reads would
+        raise _SourceFailedError
+    except BaseException:
+        await upload.abort()
+        raise
+
+
+class TestFetchDocuments:
+    @pytest.mark.parametrize("chunks", [0, 1, LARGE_CHUNKS])
+    async def test_a_committed_document_reads_back_and_is_intact(
+        self, object_store: ObjectStore, chunks: int
+    ) -> None:
+        await _store_fetch(object_store, FETCH_ID, *[CHUNK] * chunks)
+        assert await object_store.get_fetch(FETCH_ID) == CHUNK * chunks
+        assert await object_store.fetch_intact(FETCH_ID) is True
+
+    async def test_a_document_is_invisible_until_commit(self, object_store: ObjectStore) -> None:
+        upload = await object_store.open_fetch(FETCH_ID)
+        await upload.write(DATA)
+        assert await object_store.get_fetch(FETCH_ID) is None
+        assert await object_store.fetch_intact(FETCH_ID) is False
+        await upload.commit()
+        assert await object_store.get_fetch(FETCH_ID) == DATA
+
+    @pytest.mark.parametrize("chunks", [0, 1, LARGE_CHUNKS])
+    async def test_abort_leaves_nothing(self, object_store: ObjectStore, chunks: int) -> None:
+        upload = await object_store.open_fetch(FETCH_ID)
+        for _ in range(chunks):
+            await upload.write(CHUNK)
+        await upload.abort()
+        await upload.abort()  # safe twice
+        assert await stored_fetch_leftovers(object_store) == []
+        assert await object_store.get_fetch(FETCH_ID) is None
+        assert await object_store.fetch_intact(FETCH_ID) is False
+
+    @pytest.mark.parametrize("chunks", [1, LARGE_CHUNKS])
+    async def test_a_failure_mid_write_leaves_nothing(
+        self, object_store: ObjectStore, chunks: int
+    ) -> None:
+        with pytest.raises(_SourceFailedError):
+            await _write_then_fail(object_store, chunks)
+        assert await stored_fetch_leftovers(object_store) == []
+
+    async def test_cancellation_mid_write_leaves_nothing(self, object_store: ObjectStore) -> None:
+        halfway = asyncio.Event()
+
+        async def writer() -> None:
+            upload = await object_store.open_fetch(FETCH_ID)
+            try:
+                for written in range(LARGE_CHUNKS * 100):
+                    await upload.write(CHUNK)
+                    if written == LARGE_CHUNKS // 2:
+                        halfway.set()
+                    await asyncio.sleep(0)
+                await upload.commit()
+            except BaseException:
+                await upload.abort()
+                raise
+
+        task = asyncio.create_task(writer())
+        await halfway.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await stored_fetch_leftovers(object_store) == []
+
+    async def test_a_finished_upload_refuses_more_writes(self, object_store: ObjectStore) -> None:
+        upload = await object_store.open_fetch(FETCH_ID)
+        await upload.commit()
+        with pytest.raises(InvalidRequestError):
+            await upload.write(b"late")
+        with pytest.raises(InvalidRequestError):
+            await upload.commit()
+        assert await object_store.get_fetch(FETCH_ID) == b""
+
+    async def test_a_missing_document_is_not_intact(self, object_store: ObjectStore) -> None:
+        assert await object_store.fetch_intact(FETCH_ID) is False
+        assert await object_store.get_fetch(FETCH_ID) is None
+
+    async def test_a_truncated_document_is_not_intact(self, object_store: ObjectStore) -> None:
+        await _store_fetch(object_store, FETCH_ID, DATA)
+        await truncate_behind_the_back(object_store, "fetch", FETCH_ID, len(DATA) - 1)
+        assert await object_store.fetch_intact(FETCH_ID) is False
+
+    async def test_a_replaced_document_of_the_same_size_is_not_intact(
+        self, object_store: ObjectStore
+    ) -> None:
+        await _store_fetch(object_store, FETCH_ID, DATA)
+        flipped = DATA[:-1] + bytes([DATA[-1] ^ 0xFF])
+        await replace_behind_the_back(object_store, "fetch", FETCH_ID, flipped)
+        assert await object_store.fetch_intact(FETCH_ID) is False
+
+    async def test_writing_a_damaged_document_again_seals_it_again(
+        self, object_store: ObjectStore
+    ) -> None:
+        await _store_fetch(object_store, FETCH_ID, DATA)
+        await truncate_behind_the_back(object_store, "fetch", FETCH_ID, 10)
+        await _store_fetch(object_store, FETCH_ID, DATA)
+        assert await object_store.fetch_intact(FETCH_ID) is True
+        assert await object_store.get_fetch(FETCH_ID) == DATA
+
+    async def test_fetch_documents_and_push_mpacks_are_separate(
+        self, object_store: ObjectStore
+    ) -> None:
+        await _store_fetch(object_store, MPACK_ID, DATA)
+        assert await object_store.get_mpack(MPACK_ID) is None
+        assert await object_store.has_mpack(MPACK_ID) is False
+        await object_store.put_mpack(OTHER_MPACK_ID, DATA)
+        assert await object_store.get_fetch(OTHER_MPACK_ID) is None
+        assert await object_store.fetch_intact(OTHER_MPACK_ID) is False
