@@ -119,7 +119,8 @@ class TestJson:
         assert (data["commit_count"], data["snapshot_count"], data["blob_count"]) == (2, 2, 2)
         assert data["stats"]["requests"] == 2
         assert data["stats"]["cache_hits"] == 0
-        assert data["mpack_url"] is None  # a directory cannot presign
+        assert data["mpack_url"].startswith("file://")  # a directory store hands out its file
+        assert Path(data["mpack_url"].removeprefix("file://")).is_file()
         assert data["out"] is None
         assert data["mpack_id"].startswith("sha256:")
 
