@@ -35,11 +35,12 @@ def _verify_blobs(
     small blobs ran twice as slow.
     """
     view = memoryview(data)
+    budget = content.DecodeBudget(policy.max_push_decoded_bytes)
     cacheable: list[tuple[str, bytes]] = []
     for index, blob in enumerate(blobs):
         stored = view[blob.offset : blob.end]
         try:
-            decoded = content.decode_verified(
+            decoded = budget.decode_verified(
                 blob.object_id, stored, blob.encoding, policy.max_blob_bytes
             )
         except content.ContentError as error:
