@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Iterable, Sequence
 
-from fetchcore import content, ids, wire
+from fetchcore import content, graph, ids, wire
 from fetchcore.errors import InvalidMPackError
 from fetchcore.model import IndexBatch, Location
 from fetchcore.policy import Policy
@@ -48,6 +48,14 @@ def _verify_blobs(
         if policy.cache_max_bytes > 0 and len(decoded) <= policy.cache_max_bytes:
             cacheable.append((ids.canonical(blob.object_id), decoded))
     return cacheable
+
+
+def _refuse_cycles(document: PushDocument) -> None:
+    """Commits of a push that are their own ancestors (cycles can only close inside a
+    push: a commit already in the repository cannot name a new one as its parent)."""
+    parents_of = {commit.commit_id: commit.parent_ids for commit in document.commits}
+    if cycle := graph.find_cycle(parents_of):
+        raise InvalidMPackError("commits", "commits are their own ancestors", ids=cycle)
 
 
 def _refuse_missing(
@@ -138,6 +146,7 @@ async def ingest_push(
         raise InvalidMPackError(None, f"must be bytes, not {type(mpack).__name__}")
     data = bytes(mpack)
     document = await asyncio.to_thread(wire.parse_push, data, policy)
+    _refuse_cycles(document)
     # Independent work side by side: hashing (one long call, no GIL held), verifying
     # (one worker thread) and the connectivity queries (the index).
     mpack_id, cached, _ = await asyncio.gather(

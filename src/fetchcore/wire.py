@@ -34,12 +34,14 @@ _MAX_BLOB_FIELDS = 64
 # msgpack bin headers: marker byte -> header length (marker + length field).
 _BIN_HEADER_LENGTH = {0xC4: 2, 0xC5: 3, 0xC6: 5}
 # Parsing may build Python objects of an estimated PARSE_MEMORY_FACTOR times the
-# document's size, plus a floor for small documents.
-PARSE_MEMORY_FACTOR = 6
+# document's size, plus a floor for small documents. A push of tiny commits
+# ({"commit_id": "c1", ...}, ~45 bytes each) honestly costs ~10x in Python; a list of
+# empty lists cost 130x before this budget.
+PARSE_MEMORY_FACTOR = 16
 PARSE_MEMORY_FLOOR = 1 << 20
 _CONTAINER_COST = 64
 _SLOT_COST = 8
-_MAP_ENTRY_COST = 40
+_MAP_ENTRY_COST = 24
 
 
 def _element_cost(value: object) -> int:
@@ -170,7 +172,8 @@ class _PushParser:
         self._charge(
             _CONTAINER_COST
             + len(pairs) * _MAP_ENTRY_COST
-            + sum(_element_cost(key) + _element_cost(value) for key, value in pairs)
+            # msgpack interns map keys: repeated keys are shared, not copied
+            + sum(_SLOT_COST + len(key) + _element_cost(value) for key, value in pairs)
         )
         built = dict(pairs)
         if len(built) != len(pairs):
