@@ -117,10 +117,11 @@ class TestDecodeBudget:
 
     def test_an_unsized_frame_is_cut_off_at_the_budget(self) -> None:
         frame = zstandard.ZstdCompressor(write_content_size=False).compress(bytes(64 * MiB))
+        object_id = blob_id(bytes(64 * MiB))
         tracemalloc.start()
         try:
             with pytest.raises(DecodeBudgetError):
-                DecodeBudget(2 * MiB).decode_verified(blob_id(bytes(64 * MiB)), frame, "zstd", GiB)
+                DecodeBudget(2 * MiB).decode_verified(object_id, frame, "zstd", GiB)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
