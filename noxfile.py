@@ -79,7 +79,9 @@ def explore(session: nox.Session) -> None:
     A failure prints the example and a @reproduce_failure blob to turn into a test."""
     session.install(*EDITABLE, ".[test]")
     session.env["HYPOTHESIS_PROFILE"] = "explore"
-    session.run("pytest", "tests/unit", "-p", "no:cacheprovider", "-k", "not Fuzz", *session.posargs)
+    session.run(
+        "pytest", "tests/unit", "-p", "no:cacheprovider", "-k", "not Fuzz", *session.posargs
+    )
 
 
 @nox.session

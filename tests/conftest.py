@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import os
-
 import attrs
 import pytest
-from hypothesis import settings
 from fetchcore.adapters.recording import RecordingObjectStore
+from hypothesis import settings
 
 from fetchcore.ports import IndexRepo, ObjectStore
 from tests.backends import INDEXES, STACKS, STORES
