@@ -12,6 +12,7 @@ act on them without parsing messages. Adapters translate vendor errors into
     ├── InvalidMPackError          .entry, .reason, .missing_ids
     ├── IndexIntegrityError        the index contradicts itself
     ├── FetchDeadlineError         the fetch ran past Policy.deadline_s
+    ├── FetchTooLargeError         the blobs decode to more than Policy.max_fetch_decoded_bytes
     └── StorageError               an adapter failed for good (after its retries)
         ├── ObjectStoreError
         └── IndexRepoError
@@ -109,6 +110,17 @@ class IndexIntegrityError(FetchError):
 
 class FetchDeadlineError(FetchError):
     """The fetch did not finish within ``Policy.deadline_s``."""
+
+
+class FetchTooLargeError(FetchError):
+    """The blobs a fetch would send decode to more than ``Policy.max_fetch_decoded_bytes``.
+
+    Not a failed source (every source holds the same content): the fetch stops.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the fetch decodes to more than the limit of {limit} bytes")
 
 
 class StorageError(FetchError):

@@ -7,6 +7,7 @@ import pytest
 from fetchcore.errors import (
     FetchError,
     FetchNotIndexedError,
+    FetchTooLargeError,
     InvalidMPackError,
     ObjectUnavailableError,
     UnknownCommitError,
@@ -45,3 +46,10 @@ def test_the_full_ids_stay_on_the_attributes() -> None:
 
 def test_a_few_short_ids_are_shown_in_full() -> None:
     assert str(UnknownCommitError(["a", "b"])) == "unknown commit(s): 'a', 'b'"
+
+
+def test_a_fetch_over_its_decoded_limit_says_which_limit() -> None:
+    error = FetchTooLargeError(1000)
+    assert isinstance(error, FetchError)
+    assert error.limit == 1000
+    assert "1000" in str(error)
