@@ -407,6 +407,14 @@ class TestRepoIds:
             await preview_fetch(stack.index, repo_id=repo_id, want=["c"])
         assert stack.store.calls == []
 
+    @pytest.mark.parametrize("repo_id", BAD_REPO_IDS.values(), ids=BAD_REPO_IDS.keys())
+    async def test_every_index_refuses_to_record_under_a_bad_repo_id(
+        self, stack: Stack, repo_id: str
+    ) -> None:
+        with pytest.raises(InvalidRequestError) as raised:
+            await stack.index.record(repo_id, IndexBatch(branch_heads={"main": "c"}))
+        assert "postgres" not in str(raised.value)
+
     async def test_a_repo_id_of_exactly_the_maximum_length_is_accepted(self, stack: Stack) -> None:
         repo_id = "r" * MAX_REPO_ID_LENGTH
         await ingest_push(
