@@ -160,6 +160,7 @@ class DecodeBudget:
 
     A blob is refused before it is allocated when its frame declares more than what is
     left; a frame without a declared size is decoded in bounded pieces, cut off at it.
+    Not thread-safe: one budget per push or fetch, spent from one thread (or under a lock).
     """
 
     limit: int
@@ -188,6 +189,16 @@ class DecodeBudget:
             raise
         self.spent += len(content)
         return content
+
+    def charge(self, size: int) -> None:
+        """Count ``size`` bytes that need no decoding (a cache hit) against the budget.
+
+        Raises:
+            DecodeBudgetError: they would take the total past ``limit``.
+        """
+        if size > self.left:
+            raise self._exceeded(size)
+        self.spent += size
 
     def _exceeded(self, announced: int | None) -> DecodeBudgetError:
         size = "more" if announced is None else f"{announced} bytes"

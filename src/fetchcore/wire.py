@@ -18,7 +18,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -121,7 +121,9 @@ def _refuse_conflicting_keys(
         raise InvalidMPackError(where, "a map key appears twice with two values", ids=conflicting)
 
 
-def _refuse_two_contents(entries: Sequence[Any], id_of: Any, name: str) -> None:
+def _refuse_two_contents(
+    entries: Sequence[Commit] | Sequence[Snapshot], id_of: Callable[[Any], str], name: str
+) -> None:
     """An id written twice in one push must carry the same content both times."""
     first: dict[str, Any] = {}
     conflicting: set[str] = set()
@@ -133,8 +135,8 @@ def _refuse_two_contents(entries: Sequence[Any], id_of: Any, name: str) -> None:
         raise InvalidMPackError(name, "an id appears twice with two contents", ids=conflicting)
 
 
-def _wire(entry: Any) -> Any:
-    return entry.to_wire() if isinstance(entry, Commit | Snapshot) else entry
+def _wire(entry: Commit | Snapshot) -> dict[str, Any]:
+    return entry.to_wire()
 
 
 class _PushParser:

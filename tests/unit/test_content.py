@@ -131,3 +131,10 @@ class TestDecodeBudget:
         with pytest.raises(ContentError) as raised:
             DecodeBudget(10).decode_verified(blob_id(b"z" * 100), b"z" * 100, "identity", 50)
         assert not isinstance(raised.value, DecodeBudgetError)
+
+    def test_content_that_needs_no_decoding_is_charged_up_to_exactly_the_limit(self) -> None:
+        budget = DecodeBudget(100)
+        budget.charge(60)
+        budget.charge(40)
+        with pytest.raises(DecodeBudgetError):
+            budget.charge(1)
