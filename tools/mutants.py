@@ -57,7 +57,6 @@ MUTATIONS: list[Mutation] = [
     Mutation("zstd frame declaring exactly the limit refused", CONTENT, "if declared > max_bytes:", "if declared >= max_bytes:", T_CONTENT),
     Mutation("identity content of exactly the limit refused", CONTENT, "if len(stored) > max_bytes:", "if len(stored) >= max_bytes:", T_CONTENT),
     Mutation("bytes after the zstd frame accepted", CONTENT, "if length != len(frame):", "if length > len(frame):", T_CONTENT),
-    Mutation("declared size not enforced", CONTENT, "if declared >= 0 and len(content) != declared:", "if False:", T_CONTENT),
     Mutation("decode budget never spent", CONTENT, "self.spent += len(content)", "pass", T_CONTENT),
     Mutation("ingest ignores the push decoded limit", INGEST, "decoded = budget.decode_verified(", "decoded = content.decode_verified(", T_INGEST),
     Mutation("commit cycles accepted", INGEST, "    _refuse_cycles(document)\n", "", T_INGEST),

@@ -138,3 +138,21 @@ class TestDecodeBudget:
         budget.charge(40)
         with pytest.raises(DecodeBudgetError):
             budget.charge(1)
+
+
+def with_declared_size(frame: bytes, declared: int) -> bytes:
+    """``frame`` (single-segment, 2-byte size field) with its header declaring ``declared``."""
+    assert frame[4] >> 5 == 0b011  # single segment, 2-byte content size field (size - 256)
+    return frame[:5] + (declared - 256).to_bytes(2, "little") + frame[7:]
+
+
+class TestDeclaredSize:
+    FRAME = zstandard.ZstdCompressor().compress(b"x" * 1000)
+
+    def test_the_untouched_frame_decodes(self) -> None:
+        assert decode(with_declared_size(self.FRAME, 1000), "zstd", MiB) == b"x" * 1000
+
+    @pytest.mark.parametrize("declared", [999, 1001])
+    def test_a_frame_producing_other_than_it_declares_is_refused(self, declared: int) -> None:
+        with pytest.raises(ContentError):
+            decode(with_declared_size(self.FRAME, declared), "zstd", MiB)
