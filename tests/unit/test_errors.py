@@ -53,3 +53,10 @@ def test_a_fetch_over_its_decoded_limit_says_which_limit() -> None:
     assert isinstance(error, FetchError)
     assert error.limit == 1000
     assert "1000" in str(error)
+
+
+def test_a_thousand_ids_show_three_and_a_count() -> None:
+    message = str(ObjectUnavailableError(f"sha256:{i:064x}" for i in range(1000)))
+    assert message.count("sha256:") == 3
+    assert "1000: " in message
+    assert "and 997 more" in message
