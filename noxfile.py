@@ -1,4 +1,4 @@
-"""Sessions: tests (the whole suite), lint, typecheck, bench, demo, fuzz.
+"""Sessions: tests (the whole suite), lint, typecheck, bench, demo, explore, fuzz.
 
 ``nox`` alone runs tests, lint and typecheck: what CI runs.
 """
@@ -72,6 +72,17 @@ def demo(session: nox.Session) -> None:
     (``nox -s demo -- --index postgresql+asyncpg://… --store s3://…`` for another stack)."""
     session.install(*EDITABLE, ".[sql,s3]")
     session.run("fetchcore", "demo", *session.posargs)
+
+
+@nox.session
+def explore(session: nox.Session) -> None:
+    """The property tests with new random seeds and more examples (CI derandomizes them).
+    A failure prints the example and a @reproduce_failure blob to turn into a test."""
+    session.install(*EDITABLE, ".[test]")
+    session.env["HYPOTHESIS_PROFILE"] = "explore"
+    session.run(
+        "pytest", "tests/unit", "-p", "no:cacheprovider", "-k", "not Fuzz", *session.posargs
+    )
 
 
 @nox.session

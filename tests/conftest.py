@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import attrs
 import pytest
 from fetchcore.adapters.recording import RecordingObjectStore
+from hypothesis import settings
 
 from fetchcore.ports import IndexRepo, ObjectStore
 from tests.backends import INDEXES, STACKS, STORES
 from tests.pg_support import pg_database_url  # noqa: F401  (the session's PostgreSQL database)
 from tests.s3_support import s3_endpoint  # noqa: F401  (the session's S3 server fixture)
+
+# Hypothesis: CI must be deterministic (the same examples every run, nothing read from
+# or written to an example database); elsewhere each run draws new seeds, and
+# `nox -s explore` runs the property tests with random seeds and more examples.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev")
+settings.register_profile("explore", max_examples=2_000, print_blob=True)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
+)
 
 
 @pytest.fixture(params=sorted(STORES))

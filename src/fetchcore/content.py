@@ -4,7 +4,10 @@ Rules this module keeps:
 - Nothing is allocated beyond ``max_bytes``: a zstd frame that declares more is
   rejected before decompression; a frame that declares nothing is decoded in
   bounded chunks and rejected as soon as it produces more.
+- Stored zstd content is exactly one frame: a second frame or trailing bytes are
+  refused, and a frame that declares its size must produce exactly that size.
 - Content is served only after its sha256 matches the digest its id names.
+- A :class:`DecodeBudget` bounds the decoded total of a whole push or fetch.
 - Every failure is a :class:`ContentError`; no zstd or memory error escapes.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import threading
 
+import attrs
 import zstandard
 
 from fetchcore import ids
@@ -33,23 +37,76 @@ class ContentError(ValueError):
     """Stored content that does not decode, is over the size limit or fails verification."""
 
 
+class OverLimitError(ContentError):
+    """Content that declares (``declared``) or produces (``declared`` None) more than its limit."""
+
+    def __init__(self, message: str, declared: int | None) -> None:
+        super().__init__(message)
+        self.declared = declared
+
+
+class DecodeBudgetError(ContentError):
+    """The decoded total of a push or fetch would pass its limit (not the content's fault)."""
+
+
 Buffer = bytes | bytearray | memoryview
 
 
-def _decode_zstd(frame: Buffer, max_bytes: int) -> bytes:
+_BLOCK_HEADER_LENGTH = 3
+_CHECKSUM_LENGTH = 4
+_RAW, _RLE, _COMPRESSED = 0, 1, 2
+
+
+def _frame_length(frame: Buffer) -> int:
+    """The length of the zstd frame at the start of ``frame``, from its block headers.
+
+    Walking the headers costs nothing and allocates nothing; it is how a second frame
+    or trailing garbage is found, since the decompressor stops at the first frame's end.
+    """
+    params = zstandard.get_frame_parameters(frame)
+    position = zstandard.frame_header_size(frame)
+    last = False
+    while not last:
+        header = bytes(frame[position : position + _BLOCK_HEADER_LENGTH])
+        if len(header) < _BLOCK_HEADER_LENGTH:
+            raise ContentError("zstd frame is truncated")
+        value = int.from_bytes(header, "little")
+        last, kind, size = bool(value & 1), (value >> 1) & 3, value >> 3
+        if kind not in (_RAW, _RLE, _COMPRESSED):
+            raise ContentError("zstd frame holds a reserved block type")
+        position += _BLOCK_HEADER_LENGTH + (1 if kind == _RLE else size)
+    return position + (_CHECKSUM_LENGTH if params.has_checksum else 0)
+
+
+def _declared_size(frame: Buffer, max_bytes: int) -> int:
+    """The size the frame declares (-1: none), after checking it is one whole frame."""
     try:
         declared = zstandard.frame_content_size(frame)
+        length = _frame_length(frame)
     except zstandard.ZstdError as error:
         raise ContentError(f"not a zstd frame ({error})") from None
+    if length != len(frame):
+        raise ContentError(
+            f"stored content is not exactly one zstd frame ({len(frame)} bytes, frame {length})"
+        )
     if declared > max_bytes:
-        raise ContentError(f"zstd frame declares {declared} bytes, over the limit of {max_bytes}")
+        raise OverLimitError(
+            f"zstd frame declares {declared} bytes, over the limit of {max_bytes}", declared
+        )
+    return int(declared)
+
+
+def _decode_zstd(frame: Buffer, max_bytes: int) -> bytes:
+    declared = _declared_size(frame, max_bytes)
     decompressor = _decompressor()
     try:
-        if declared >= 0:
-            return decompressor.decompress(frame)
-        return _decode_unsized(decompressor, frame, max_bytes)
+        if declared >= 0:  # zstd itself refuses a frame that produces more or less
+            content = decompressor.decompress(frame)
+        else:
+            content = _decode_unsized(decompressor, frame, max_bytes)
     except (zstandard.ZstdError, MemoryError) as error:
         raise ContentError(f"zstd frame does not decode ({error})") from None
+    return content
 
 
 def _decode_unsized(
@@ -61,7 +118,9 @@ def _decode_unsized(
         while chunk := reader.read(_CHUNK):
             total += len(chunk)
             if total > max_bytes:
-                raise ContentError(f"zstd frame produces more than the limit of {max_bytes} bytes")
+                raise OverLimitError(
+                    f"zstd frame produces more than the limit of {max_bytes} bytes", None
+                )
             chunks.append(chunk)
     return b"".join(chunks)
 
@@ -77,7 +136,7 @@ def decode(stored: Buffer, encoding: str, max_bytes: int) -> bytes:
     if encoding != "identity":
         raise ContentError(f"unknown encoding {encoding!r:.40}")
     if len(stored) > max_bytes:
-        raise ContentError(f"{len(stored)} bytes, over the limit of {max_bytes}")
+        raise OverLimitError(f"{len(stored)} bytes, over the limit of {max_bytes}", len(stored))
     return bytes(stored)
 
 
@@ -91,3 +150,56 @@ def decode_verified(object_id: str, stored: Buffer, encoding: str, max_bytes: in
     if not ids.matches(object_id, content):
         raise ContentError(f"content does not match its id {object_id}")
     return content
+
+
+@attrs.define
+class DecodeBudget:
+    """The decoded bytes a whole push or fetch may produce, spent blob by blob.
+
+    A blob is refused before it is allocated when its frame declares more than what is
+    left; a frame without a declared size is decoded in bounded pieces, cut off at it.
+    Not thread-safe: one budget per push or fetch, spent from one thread (or under a lock).
+    """
+
+    limit: int
+    spent: int = 0
+
+    @property
+    def left(self) -> int:
+        return self.limit - self.spent
+
+    def decode_verified(
+        self, object_id: str, stored: Buffer, encoding: str, max_blob_bytes: int
+    ) -> bytes:
+        """:func:`decode_verified`, charged to this budget.
+
+        Raises:
+            DecodeBudgetError: the blob would take the total past ``limit``.
+            ContentError: the blob itself is bad or over ``max_blob_bytes``.
+        """
+        allowance = min(max_blob_bytes, self.left)
+        try:
+            content = decode_verified(object_id, stored, encoding, allowance)
+        except OverLimitError as error:
+            blob_alone_is_fine = error.declared is None or error.declared <= max_blob_bytes
+            if allowance < max_blob_bytes and blob_alone_is_fine:
+                raise self._exceeded(error.declared) from None
+            raise
+        self.spent += len(content)
+        return content
+
+    def charge(self, size: int) -> None:
+        """Count ``size`` bytes that need no decoding (a cache hit) against the budget.
+
+        Raises:
+            DecodeBudgetError: they would take the total past ``limit``.
+        """
+        if size > self.left:
+            raise self._exceeded(size)
+        self.spent += size
+
+    def _exceeded(self, announced: int | None) -> DecodeBudgetError:
+        size = "more" if announced is None else f"{announced} bytes"
+        return DecodeBudgetError(
+            f"a blob of {size} takes the decoded total past the limit of {self.limit} bytes"
+        )

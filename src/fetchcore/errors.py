@@ -12,6 +12,7 @@ act on them without parsing messages. Adapters translate vendor errors into
     ├── InvalidMPackError          .entry, .reason, .missing_ids
     ├── IndexIntegrityError        the index contradicts itself
     ├── FetchDeadlineError         the fetch ran past Policy.deadline_s
+    ├── FetchTooLargeError         the blobs decode to more than Policy.max_fetch_decoded_bytes
     └── StorageError               an adapter failed for good (after its retries)
         ├── ObjectStoreError
         └── IndexRepoError
@@ -21,13 +22,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-_MAX_IDS_IN_MESSAGE = 5
+# Messages name client-supplied values: they stay one short line, whatever the client
+# sent (a million characters, newlines, terminal escapes). Full lists are attributes.
+_MAX_IDS_IN_MESSAGE = 3
+_MAX_ID_CHARS = 80
+
+
+def quote(value: object) -> str:
+    """``value`` for a message: repr-quoted (control characters and escapes made
+    visible), cut to a bounded length."""
+    text = value if isinstance(value, str) else str(type(value).__name__)
+    shown = repr(text[:_MAX_ID_CHARS])
+    return f"{shown}...({len(text)} chars)" if len(text) > _MAX_ID_CHARS else shown
 
 
 def _summarize(ids: tuple[str, ...]) -> str:
-    shown = ", ".join(ids[:_MAX_IDS_IN_MESSAGE])
+    shown = ", ".join(quote(i) for i in ids[:_MAX_IDS_IN_MESSAGE])
     more = len(ids) - _MAX_IDS_IN_MESSAGE
-    return f"{shown} (and {more} more)" if more > 0 else shown
+    return f"{len(ids)}: {shown} and {more} more" if more > 0 else shown
 
 
 class FetchError(Exception):
@@ -71,14 +83,24 @@ class InvalidMPackError(FetchError):
         reason: what is wrong there.
         missing_ids: for connectivity failures, the ids the push refers to but
             neither carries nor finds in the repository.
+        ids: the ids the problem is about (e.g. the commits of a cycle, an id
+            pushed twice with two contents); ``missing_ids`` included.
     """
 
-    def __init__(self, entry: str | None, reason: str, *, missing_ids: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        entry: str | None,
+        reason: str,
+        *,
+        missing_ids: Iterable[str] = (),
+        ids: Iterable[str] = (),
+    ) -> None:
         self.entry = entry
         self.reason = reason
         self.missing_ids = tuple(sorted(set(missing_ids)))
+        self.ids = tuple(sorted(set(ids) | set(self.missing_ids)))
         where = f"{entry}: " if entry else ""
-        detail = f": {_summarize(self.missing_ids)}" if self.missing_ids else ""
+        detail = f": {_summarize(self.ids)}" if self.ids else ""
         super().__init__(f"invalid mpack: {where}{reason}{detail}")
 
 
@@ -88,6 +110,17 @@ class IndexIntegrityError(FetchError):
 
 class FetchDeadlineError(FetchError):
     """The fetch did not finish within ``Policy.deadline_s``."""
+
+
+class FetchTooLargeError(FetchError):
+    """The blobs a fetch would send decode to more than ``Policy.max_fetch_decoded_bytes``.
+
+    Not a failed source (every source holds the same content): the fetch stops.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the fetch decodes to more than the limit of {limit} bytes")
 
 
 class StorageError(FetchError):

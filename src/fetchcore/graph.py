@@ -29,6 +29,35 @@ def ancestors_or_self(starts: Iterable[str], parents_of: Mapping[str, Sequence[s
     return seen
 
 
+def find_cycle(parents_of: Mapping[str, Sequence[str]]) -> list[str]:
+    """The commits of one parent cycle among the keys of ``parents_of`` ([] if none).
+
+    A commit that is its own parent is a cycle of one. Iterative (no recursion limit):
+    a depth-first walk that colours each commit on entry and on exit.
+    """
+    done: set[str] = set()
+    for root in sorted(parents_of):
+        if root in done:
+            continue
+        path: list[str] = [root]
+        on_path = {root}
+        pending = [iter(parents_of[root])]
+        while pending:
+            parent = next((p for p in pending[-1] if p in parents_of and p not in done), None)
+            if parent is None:
+                finished = path.pop()
+                on_path.discard(finished)
+                done.add(finished)
+                pending.pop()
+                continue
+            if parent in on_path:
+                return path[path.index(parent) :]
+            path.append(parent)
+            on_path.add(parent)
+            pending.append(iter(parents_of[parent]))
+    return []
+
+
 def parents_first(commits: Iterable[Commit]) -> list[Commit]:
     """Order commits so that every parent in the set comes before its children.
 

@@ -4,7 +4,8 @@ The order of work is what makes the guarantees:
 1. parse under the policy's limits, decode and verify every blob, and check
    that the push is connected to *this* repository; any failure raises
    InvalidMPackError and nothing is written;
-2. store the push mpack (skipped when the store already has it);
+2. store the push mpack (written again when the store has it already: same
+   id, same bytes, and a damaged copy is repaired);
 3. record one atomic IndexBatch: commits, snapshots, a located span for every
    blob, small blobs into the content cache, branch heads.
 A crash between 2 and 3 leaves an unreferenced mpack, never an index row that
@@ -16,11 +17,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Iterable, Sequence
 
-from fetchcore import content, ids, wire
+from fetchcore import content, graph, ids, wire
 from fetchcore.errors import InvalidMPackError
 from fetchcore.model import IndexBatch, Location
 from fetchcore.policy import Policy
-from fetchcore.ports import IndexRepo, ObjectStore
+from fetchcore.ports import IngestIndex, PushStore
 from fetchcore.results import IngestResult
 from fetchcore.validation import check_repo_id
 from fetchcore.wire import BlobEntry, PushDocument
@@ -35,18 +36,36 @@ def _verify_blobs(
     small blobs ran twice as slow.
     """
     view = memoryview(data)
+    budget = content.DecodeBudget(policy.max_push_decoded_bytes)
     cacheable: list[tuple[str, bytes]] = []
     for index, blob in enumerate(blobs):
-        stored = view[blob.offset : blob.end]
-        try:
-            decoded = content.decode_verified(
-                blob.object_id, stored, blob.encoding, policy.max_blob_bytes
-            )
-        except content.ContentError as error:
-            raise InvalidMPackError(f"blobs[{index}]", str(error)) from None
-        if policy.cache_max_bytes > 0 and len(decoded) <= policy.cache_max_bytes:
-            cacheable.append((ids.canonical(blob.object_id), decoded))
+        if (cached := _verify_blob(view, index, blob, budget, policy)) is not None:
+            cacheable.append((ids.canonical(blob.object_id), cached))
     return cacheable
+
+
+def _verify_blob(
+    view: memoryview, index: int, blob: BlobEntry, budget: content.DecodeBudget, policy: Policy
+) -> bytes | None:
+    """The blob's content if the cache takes it. Its own function so that one decoded
+    blob is let go before the next is decoded (peak memory: one blob, not two)."""
+    stored = view[blob.offset : blob.end]
+    try:
+        decoded = budget.decode_verified(
+            blob.object_id, stored, blob.encoding, policy.max_blob_bytes
+        )
+    except content.ContentError as error:
+        raise InvalidMPackError(f"blobs[{index}]", str(error)) from None
+    cacheable = policy.cache_max_bytes > 0 and len(decoded) <= policy.cache_max_bytes
+    return decoded if cacheable else None
+
+
+def _refuse_cycles(document: PushDocument) -> None:
+    """Commits of a push that are their own ancestors (cycles can only close inside a
+    push: a commit already in the repository cannot name a new one as its parent)."""
+    parents_of = {commit.commit_id: commit.parent_ids for commit in document.commits}
+    if cycle := graph.find_cycle(parents_of):
+        raise InvalidMPackError("commits", "commits are their own ancestors", ids=cycle)
 
 
 def _refuse_missing(
@@ -75,7 +94,7 @@ def _outside_commits(document: PushDocument) -> set[str]:
     return referenced - {commit.commit_id for commit in document.commits}
 
 
-async def _check_connected(index: IndexRepo, repo_id: str, document: PushDocument) -> None:
+async def _check_connected(index: IngestIndex, repo_id: str, document: PushDocument) -> None:
     """Every id the push refers to is in the push or already in *this* repository."""
     if objects := _outside_objects(document):
         found_objects = await index.known_objects(repo_id, objects)
@@ -107,8 +126,8 @@ def _batch(
 
 
 async def ingest_push(
-    index: IndexRepo,
-    store: ObjectStore,
+    index: IngestIndex,
+    store: PushStore,
     *,
     repo_id: str,
     mpack: bytes,
@@ -137,6 +156,7 @@ async def ingest_push(
         raise InvalidMPackError(None, f"must be bytes, not {type(mpack).__name__}")
     data = bytes(mpack)
     document = await asyncio.to_thread(wire.parse_push, data, policy)
+    _refuse_cycles(document)
     # Independent work side by side: hashing (one long call, no GIL held), verifying
     # (one worker thread) and the connectivity queries (the index).
     mpack_id, cached, _ = await asyncio.gather(
@@ -144,17 +164,16 @@ async def ingest_push(
         asyncio.to_thread(_verify_blobs, data, document.blobs, policy),
         _check_connected(index, repo_id, document),
     )
-    uploaded = not await store.has_mpack(mpack_id)
+    # Always written, even when the key exists: the same id means the same bytes, so a
+    # second write costs an upload and repairs a damaged copy; and an old copy that an
+    # orphan sweep is about to delete is young again before the index points at it.
     building = asyncio.to_thread(_batch, document, mpack_id, len(data), cached)
-    if uploaded:  # the batch is built while the mpack uploads; it is recorded only after
-        _, batch = await asyncio.gather(store.put_mpack(mpack_id, data), building)
-    else:
-        batch = await building
+    _, batch = await asyncio.gather(store.put_mpack(mpack_id, data), building)
     await index.record(repo_id, batch)
     return IngestResult(
         mpack_id=mpack_id,
         commit_count=len({c.commit_id for c in document.commits}),
         snapshot_count=len({s.snapshot_id for s in document.snapshots}),
         blob_count=len(batch.locations),
-        uploaded=uploaded,
+        uploaded=True,
     )

@@ -93,6 +93,9 @@ class Policy:
             before anything is allocated).
         cache_max_bytes: ingest puts blobs of at most this many bytes into the
             content cache; 0 caches nothing.
+        max_push_decoded_bytes: decoded size limit of all the blobs of one push
+            (a few KiB of zstd can declare GiBs; checked before allocating).
+        max_fetch_decoded_bytes: decoded size limit of all the blobs one fetch sends.
 
     Untrusted push documents:
         max_document_bytes, max_entries (per top-level list and branch-head map),
@@ -114,6 +117,8 @@ class Policy:
 
     max_blob_bytes: int = attrs.field(default=256 * MiB, validator=_integer(0))
     cache_max_bytes: int = attrs.field(default=0, validator=_integer(0))
+    max_push_decoded_bytes: int = attrs.field(default=4 * GiB, validator=_integer(0))
+    max_fetch_decoded_bytes: int = attrs.field(default=4 * GiB, validator=_integer(0))
 
     max_document_bytes: int = attrs.field(default=2 * GiB, validator=_integer(1))
     max_entries: int = attrs.field(default=1_000_000, validator=_integer(1))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from fetchcore.errors import InvalidRequestError
+from fetchcore.errors import InvalidRequestError, quote
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_REPO_ID_LENGTH = 256
+"""Longest repo id, in characters, on every backend (PostgreSQL's index rows cap it)."""
 
 
 def has_control_characters(text: str) -> bool:
@@ -19,11 +21,31 @@ def has_control_characters(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 def check_repo_id(repo_id: str) -> str:
-    """Return ``repo_id`` if it is a non-empty string without control characters."""
-    if not isinstance(repo_id, str) or not repo_id or has_control_characters(repo_id):
+    """Return ``repo_id`` if it is a valid repository id: a non-empty string of valid
+    UTF-8 without control characters, at most :data:`MAX_REPO_ID_LENGTH` characters.
+
+    Every entry point calls this before any read or write, so every backend
+    accepts exactly the same ids.
+    """
+    valid = (
+        isinstance(repo_id, str)
+        and 0 < len(repo_id) <= MAX_REPO_ID_LENGTH
+        and not has_control_characters(repo_id)
+        and _is_utf8(repo_id)
+    )
+    if not valid:
         raise InvalidRequestError(
-            f"repo_id must be a non-empty string without control characters, not {repo_id!r:.80}"
+            f"repo_id must be 1 to {MAX_REPO_ID_LENGTH} characters of valid UTF-8 without"
+            f" control characters, not {quote(repo_id)}"
         )
     return repo_id
 
@@ -33,11 +55,16 @@ def check_ids(name: str, values: Iterable[str], *, allow_empty: bool) -> tuple[s
 
     A bare string is refused (``want="abc"`` is a mistake, not three commits).
     """
-    if isinstance(values, str | bytes):
+    if isinstance(values, str | bytes | bytearray | memoryview):
         raise InvalidRequestError(f"{name} must be a collection of ids, not a single string")
-    checked = tuple(dict.fromkeys(values))
-    if not all(isinstance(value, str) and value for value in checked):
-        raise InvalidRequestError(f"{name} must hold non-empty strings")
+    try:
+        checked = tuple(dict.fromkeys(values))
+    except TypeError:  # not iterable, or holding unhashable values
+        raise InvalidRequestError(
+            f"{name} must be a collection of ids, not {type(values).__name__}"
+        ) from None
+    if not all(isinstance(value, str) and value and _is_utf8(value) for value in checked):
+        raise InvalidRequestError(f"{name} must hold non-empty strings of valid UTF-8")
     if not checked and not allow_empty:
         raise InvalidRequestError(f"{name} must not be empty")
     return checked

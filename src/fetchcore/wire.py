@@ -4,6 +4,11 @@ Rules this module keeps:
 - Parsing never trusts a declared size: every list, map, id and the document
   itself is checked against the :class:`Policy` limits before it is walked, and
   every malformed input raises :class:`InvalidMPackError` naming the entry.
+- Parsing memory stays within a constant factor of the document's size: every map
+  and list the unpacker builds is charged its estimated Python cost against a
+  budget proportional to the document (an empty list is 1 byte on the wire and
+  about 64 in memory), and a map key written twice with two values is refused.
+- An id written twice in a push (commit, snapshot, branch) must carry one content.
 - For every blob the parser reports the byte span of its stored content inside
   the document, so that a later fetch can read exactly those bytes.
 - Encoding is canonical: maps are written with sorted keys, snapshots and blobs
@@ -13,7 +18,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -28,6 +33,25 @@ _TOP_LEVEL_KEYS = ("commits", "snapshots", "blobs", "branch_heads")
 _MAX_BLOB_FIELDS = 64
 # msgpack bin headers: marker byte -> header length (marker + length field).
 _BIN_HEADER_LENGTH = {0xC4: 2, 0xC5: 3, 0xC6: 5}
+# Parsing may build Python objects of an estimated PARSE_MEMORY_FACTOR times the
+# document's size, plus a floor for small documents. A push of tiny commits
+# ({"commit_id": "c1", ...}, ~45 bytes each) honestly costs ~10x in Python; a list of
+# empty lists cost 130x before this budget.
+PARSE_MEMORY_FACTOR = 16
+PARSE_MEMORY_FLOOR = 1 << 20
+_CONTAINER_COST = 64
+_SLOT_COST = 8
+_MAP_ENTRY_COST = 24
+
+
+def _element_cost(value: object) -> int:
+    """Estimated bytes of one unpacked value, apart from its own container (charged
+    when that container is built)."""
+    if isinstance(value, str | bytes):
+        return _SLOT_COST + 48 + len(value)
+    if isinstance(value, int | float):
+        return _SLOT_COST + 24
+    return _SLOT_COST
 
 
 @attrs.frozen
@@ -88,6 +112,33 @@ def parse_push(data: bytes, policy: Policy = Policy()) -> PushDocument:
         raise InvalidMPackError(parser.where, f"{problem} ({error})") from None
 
 
+def _refuse_conflicting_keys(
+    pairs: list[tuple[Any, Any]], built: dict[Any, Any], where: str | None
+) -> None:
+    """A key written twice must carry the same value both times (one would be lost)."""
+    conflicting = [str(key) for key, value in pairs if built[key] != value]
+    if conflicting:
+        raise InvalidMPackError(where, "a map key appears twice with two values", ids=conflicting)
+
+
+def _refuse_two_contents(
+    entries: Sequence[Commit] | Sequence[Snapshot], id_of: Callable[[Any], str], name: str
+) -> None:
+    """An id written twice in one push must carry the same content both times."""
+    first: dict[str, Any] = {}
+    conflicting: set[str] = set()
+    for entry in entries:
+        kept = first.setdefault(id_of(entry), entry)
+        if kept is not entry and _wire(kept) != _wire(entry):
+            conflicting.add(id_of(entry))
+    if conflicting:
+        raise InvalidMPackError(name, "an id appears twice with two contents", ids=conflicting)
+
+
+def _wire(entry: Commit | Snapshot) -> dict[str, Any]:
+    return entry.to_wire()
+
+
 class _PushParser:
     """Walks a push document with msgpack's streaming Unpacker, keeping the current entry."""
 
@@ -95,6 +146,7 @@ class _PushParser:
         self.data = data
         self.policy = policy
         self.where: str | None = None
+        self.memory_left = PARSE_MEMORY_FACTOR * len(data) + PARSE_MEMORY_FLOOR
         longest_list = max(policy.max_entries, policy.max_manifest_entries)
         self.unpacker = msgpack.Unpacker(
             raw=False,
@@ -102,8 +154,33 @@ class _PushParser:
             max_buffer_size=max(len(data), 1),
             max_array_len=longest_list,
             max_map_len=longest_list,
+            list_hook=self._built_list,
+            object_pairs_hook=self._built_map,
         )
         self.unpacker.feed(data)
+
+    def _charge(self, cost: int) -> None:
+        self.memory_left -= cost
+        if self.memory_left < 0:
+            raise InvalidMPackError(
+                self.where, "holds more values than a document of its size may (parsing memory)"
+            )
+
+    def _built_list(self, items: list[Any]) -> list[Any]:
+        self._charge(_CONTAINER_COST + sum(map(_element_cost, items)))
+        return items
+
+    def _built_map(self, pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+        self._charge(
+            _CONTAINER_COST
+            + len(pairs) * _MAP_ENTRY_COST
+            # msgpack interns map keys: repeated keys are shared, not copied
+            + sum(_SLOT_COST + len(key) + _element_cost(value) for key, value in pairs)
+        )
+        built = dict(pairs)
+        if len(built) != len(pairs):
+            _refuse_conflicting_keys(pairs, built, self.where)
+        return built
 
     def document(self) -> PushDocument:
         self.where = None
@@ -132,9 +209,13 @@ class _PushParser:
     def _top_level(self, key: str) -> Any:
         self.where = key
         if key == "commits":
-            return tuple(self._entries("commits", self._commit))
+            commits = tuple(self._entries("commits", self._commit))
+            _refuse_two_contents(commits, lambda c: c.commit_id, "commits")
+            return commits
         if key == "snapshots":
-            return tuple(self._entries("snapshots", self._snapshot))
+            snapshots = tuple(self._entries("snapshots", self._snapshot))
+            _refuse_two_contents(snapshots, lambda s: s.snapshot_id, "snapshots")
+            return snapshots
         if key == "blobs":
             return tuple(self._entries("blobs", self._blob))
         return self._branch_heads()
@@ -236,7 +317,10 @@ class _PushParser:
             branch = self.unpacker.unpack()
             commit_id = self.unpacker.unpack()
             where = f"branch_heads[{branch!r:.80}]"
-            heads[check_name(branch, where, limit)] = check_name(commit_id, where, limit)
+            name = check_name(branch, where, limit)
+            head = check_name(commit_id, where, limit)
+            if heads.setdefault(name, head) != head:
+                raise InvalidMPackError(where, "a branch appears twice with two heads", ids=[name])
         return heads
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 
 import attrs
 import msgpack
@@ -13,14 +14,18 @@ from fetchcore import (
     IndexBatch,
     IndexRepoError,
     InvalidMPackError,
+    InvalidRequestError,
     Policy,
     UnknownCommitError,
     ingest_push,
+    preview_fetch,
     serve_fetch,
 )
 from fetchcore.ids import content_id
 from fetchcore.testing import blob_entry, blob_id, commit_entry, fake_id, snapshot_entry
+from fetchcore.validation import MAX_REPO_ID_LENGTH
 from fetchcore.wire import encode_push
+from tests.backends import replace_behind_the_back
 from tests.conftest import Stack
 from tests.scenarios.seeding import push_of
 
@@ -178,7 +183,7 @@ class TestWriteOrder:
         assert dict(await stack.index.find_locations([blob_id(content("a"))])) == {}
 
         retried = await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
-        assert retried.uploaded is False
+        assert retried.uploaded is True
         assert (
             await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commit])
         ).blob_count == 1
@@ -187,8 +192,9 @@ class TestWriteOrder:
         data, commit = push_of("c", {"a": content("a"), "b": content("b")})
         first = await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
         second = await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
-        assert attrs.evolve(second, uploaded=True) == first
-        assert stack.store.ids_of("put_mpack") == [first.mpack_id]
+        assert second == first
+        # Written again (same id, same bytes): that is what repairs a damaged copy.
+        assert stack.store.ids_of("put_mpack") == [first.mpack_id, first.mpack_id]
         locations = await stack.index.find_locations([blob_id(content("a"))])
         assert len(locations[blob_id(content("a"))]) == 1
         assert len(await stack.index.resolve_commits(REPO, [commit], [])) == 1
@@ -224,3 +230,212 @@ class TestLocationsAndCache:
         result = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commit])
         assert result.stats.cache_hits == 1
         assert result.blob_count == 2
+
+
+def push_with(commits: list[dict[str, object]], **parts: object) -> bytes:
+    """A push of ``commits`` whose snapshot "s" is empty."""
+    snapshots = parts.pop("snapshots", [snapshot_entry("s", {})])
+    return encode_push(commits=commits, snapshots=snapshots, **parts)  # type: ignore[arg-type]
+
+
+class TestCycles:
+    @pytest.mark.parametrize(
+        ("parents", "cycle"),
+        [
+            ({"a": ["a"]}, ["a"]),
+            ({"a": ["b"], "b": ["a"]}, ["a", "b"]),
+            ({"root": [], "a": ["root", "c"], "b": ["a"], "c": ["b"]}, ["a", "b", "c"]),
+        ],
+        ids=["own-parent", "two-commits", "longer-cycle"],
+    )
+    async def test_a_commit_cycle_is_refused_naming_its_commits(
+        self, stack: Stack, parents: dict[str, list[str]], cycle: list[str]
+    ) -> None:
+        data = push_with([commit_entry(c, "s", p) for c, p in parents.items()])
+        with pytest.raises(InvalidMPackError, match="own ancestors") as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.ids == tuple(cycle)
+        await assert_nothing_written(stack, data, cycle[0])
+
+
+class TestOneIdOneContent:
+    async def test_a_commit_id_with_two_contents_is_refused(self, stack: Stack) -> None:
+        data = push_with([commit_entry("c", "s", message="one"), commit_entry("c", "s")])
+        with pytest.raises(InvalidMPackError, match="twice") as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.ids == ("c",)
+        await assert_nothing_written(stack, data, "c")
+
+    async def test_a_snapshot_id_with_two_contents_is_refused(self, stack: Stack) -> None:
+        good = content("good")
+        snapshots = [snapshot_entry("s", {}), snapshot_entry("s", {"f": blob_id(good)})]
+        data = push_with([commit_entry("c", "s")], snapshots=snapshots, blobs=[blob_entry(good)])
+        with pytest.raises(InvalidMPackError, match="twice") as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.ids == ("s",)
+        await assert_nothing_written(stack, data, "c")
+
+    async def test_a_manifest_path_written_twice_with_two_objects_is_refused(
+        self, stack: Stack
+    ) -> None:
+        one, two = content("one"), content("two")
+        # msgpack maps may repeat a key; a dict cannot, so the map is written by hand
+        manifest = (
+            b"\x82\xa1f" + msgpack.packb(blob_id(one)) + b"\xa1f" + msgpack.packb(blob_id(two))
+        )
+        snapshot = b"\x82" + msgpack.packb("snapshot_id") + msgpack.packb("s")
+        snapshot += msgpack.packb("manifest") + manifest
+        data = (
+            b"\x83"
+            + msgpack.packb("commits")
+            + msgpack.packb([commit_entry("c", "s")])
+            + msgpack.packb("snapshots")
+            + b"\x91"
+            + snapshot
+            + msgpack.packb("blobs")
+            + msgpack.packb([blob_entry(one), blob_entry(two)], use_bin_type=True)
+        )
+        with pytest.raises(InvalidMPackError, match="twice") as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.ids == ("f",)
+        await assert_nothing_written(stack, data, "c")
+
+    async def test_a_branch_written_twice_with_two_heads_is_refused(self, stack: Stack) -> None:
+        heads = b"\x82\xa4main\xa1a\xa4main\xa1b"
+        commits = msgpack.packb([commit_entry("a", "s"), commit_entry("b", "s")])
+        data = (
+            b"\x83"
+            + msgpack.packb("commits")
+            + commits
+            + msgpack.packb("snapshots")
+            + msgpack.packb([snapshot_entry("s", {})])
+            + msgpack.packb("branch_heads")
+            + heads
+        )
+        with pytest.raises(InvalidMPackError, match="twice") as raised:
+            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert raised.value.ids == ("main",)
+        await assert_nothing_written(stack, data, "a")
+
+    async def test_identical_duplicates_are_accepted(self, stack: Stack) -> None:
+        good = content("good")
+        entry = blob_entry(good)
+        data = push_with(
+            [commit_entry("c", "s"), commit_entry("c", "s")],
+            snapshots=[snapshot_entry("s", {"f": blob_id(good)})] * 2,
+            blobs=[entry, entry],
+            branch_heads={"main": "c"},
+        )
+        result = await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert (result.commit_count, result.snapshot_count, result.blob_count) == (1, 1, 1)
+
+
+class TestDecodedSize:
+    async def test_a_tiny_push_declaring_huge_blobs_is_refused_before_allocating(
+        self, stack: Stack
+    ) -> None:
+        # the push of the issue: three legal frames of 256 MiB of zeros, about 24 KiB
+        blobs = [
+            blob_entry(bytes(256 * 1024 * 1024 - 1) + bytes([i + 1]), encoding="zstd")
+            for i in range(3)
+        ]
+        data = push_with([commit_entry("c", "s")], blobs=blobs)
+        assert len(data) < 64 * 1024
+        policy = Policy(max_push_decoded_bytes=300 * 1024 * 1024)
+        tracemalloc.start()
+        try:
+            with pytest.raises(InvalidMPackError, match="decoded total") as raised:
+                await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data, policy=policy)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert raised.value.entry != "blobs[0]"  # the first fits, a later one would not
+        assert peak < 260 * 1024 * 1024  # one blob decoded, never the 768 MiB total
+        await assert_nothing_written(stack, data, "c")
+
+    async def test_a_push_whose_total_is_exactly_the_limit_is_accepted(self, stack: Stack) -> None:
+        blobs = [blob_entry(content(f"b{i}", 1000), encoding="zstd") for i in range(3)]
+        total = sum(len(content(f"b{i}", 1000)) for i in range(3))
+        data = push_with([commit_entry("c", "s")], blobs=blobs)
+        await ingest_push(
+            stack.index,
+            stack.store,
+            repo_id=REPO,
+            mpack=data,
+            policy=Policy(max_push_decoded_bytes=total),
+        )
+        with pytest.raises(InvalidMPackError, match="decoded total"):
+            await ingest_push(
+                stack.index,
+                stack.store,
+                repo_id="alice/other",
+                mpack=data,
+                policy=Policy(max_push_decoded_bytes=total - 1),
+            )
+
+
+BAD_REPO_IDS = {
+    "lone-surrogate": "alice/\ud800",
+    "too-long": "r" * 257,
+    "8000-chars": "r" * 8000,
+    "newline": "alice\nsongs",
+    "escape": "alice\x1b[31m",
+}
+
+
+class TestRepoIds:
+    @pytest.mark.parametrize("repo_id", BAD_REPO_IDS.values(), ids=BAD_REPO_IDS.keys())
+    async def test_a_bad_repo_id_is_refused_before_any_upload(
+        self, stack: Stack, repo_id: str
+    ) -> None:
+        data = push_with([commit_entry("c", "s")])
+        with pytest.raises(InvalidRequestError) as raised:
+            await ingest_push(stack.index, stack.store, repo_id=repo_id, mpack=data)
+        assert stack.store.calls == []
+        assert not await stack.store.inner.has_mpack(content_id(data))
+        message = str(raised.value)
+        assert not any(char in message for char in "\n\r\x1b")
+        assert len(message) < 300
+        assert "postgres" not in message
+        assert "@" not in message
+
+    @pytest.mark.parametrize("repo_id", BAD_REPO_IDS.values(), ids=BAD_REPO_IDS.keys())
+    async def test_a_bad_repo_id_is_refused_by_fetch_before_any_read(
+        self, stack: Stack, repo_id: str
+    ) -> None:
+        with pytest.raises(InvalidRequestError):
+            await serve_fetch(stack.index, stack.store, repo_id=repo_id, want=["c"])
+        with pytest.raises(InvalidRequestError):
+            await preview_fetch(stack.index, repo_id=repo_id, want=["c"])
+        assert stack.store.calls == []
+
+    @pytest.mark.parametrize("repo_id", BAD_REPO_IDS.values(), ids=BAD_REPO_IDS.keys())
+    async def test_every_index_refuses_to_record_under_a_bad_repo_id(
+        self, stack: Stack, repo_id: str
+    ) -> None:
+        with pytest.raises(InvalidRequestError) as raised:
+            await stack.index.record(repo_id, IndexBatch(branch_heads={"main": "c"}))
+        assert "postgres" not in str(raised.value)
+
+    async def test_a_repo_id_of_exactly_the_maximum_length_is_accepted(self, stack: Stack) -> None:
+        repo_id = "r" * MAX_REPO_ID_LENGTH
+        await ingest_push(
+            stack.index,
+            stack.store,
+            repo_id=repo_id,
+            mpack=push_with([commit_entry("c", "s")], branch_heads={"main": "c"}),
+        )
+        assert dict(await stack.index.branch_heads(repo_id)) == {"main": "c"}
+
+    async def test_pushing_the_same_bytes_again_repairs_a_damaged_stored_mpack(
+        self, stack: Stack
+    ) -> None:
+        data, commit = push_of("c", {"a": content("a")})
+        pushed = await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        damaged = bytearray(data)
+        damaged[-1] ^= 0xFF
+        await replace_behind_the_back(stack.store.inner, "mpack", pushed.mpack_id, bytes(damaged))
+        await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=data)
+        assert await stack.store.inner.get_mpack(pushed.mpack_id) == data
+        fetched = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commit])
+        assert fetched.blob_count == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fetchcore import errors
 from fetchcore.errors import FetchError, LegacyFallbackLimitError, ObjectUnavailableError
 from fetchcore.testing import fake_id
 
@@ -31,8 +32,10 @@ def test_the_message_counts_the_blobs_names_the_limit_and_the_likely_misconfigur
     assert "1,001 blob(s)" in message
     assert "Policy.max_legacy_gets=1,000" in message
     assert "bucket and prefix" in message
-    assert message.count("sha256:") == 5
-    assert "(and 2 more)" in message
+    shown = errors._MAX_IDS_IN_MESSAGE
+    assert message.count("sha256:") == shown
+    assert f"{len(MPACKS)}: " in message
+    assert f"and {len(MPACKS) - shown} more" in message
     assert "\n" not in message
 
 

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fetchcore.graph import ancestors_or_self, commits_to_send, parents_first
+from fetchcore.graph import ancestors_or_self, commits_to_send, find_cycle, parents_first
 from fetchcore.model import Commit
 
 
@@ -100,3 +100,30 @@ class TestBadData:
         }
         sent = commits_to_send(commits, ["19999"], ["09999"])
         assert [c.commit_id for c in sent] == [f"{i:05d}" for i in range(10_000, 20_000)]
+
+
+class TestFindCycle:
+    def test_a_commit_that_is_its_own_parent_is_a_cycle_of_one(self) -> None:
+        assert find_cycle({"a": ["a"]}) == ["a"]
+
+    def test_two_commits_that_are_each_others_parent_are_a_cycle(self) -> None:
+        assert find_cycle({"a": ["b"], "b": ["a"]}) == ["a", "b"]
+
+    def test_a_longer_cycle_is_named_without_its_tail(self) -> None:
+        parents = {"tip": ["b"], "b": ["c"], "c": ["d"], "d": ["b"], "root": []}
+        assert sorted(find_cycle(parents)) == ["b", "c", "d"]
+
+    def test_merges_and_dangling_parents_are_not_cycles(self) -> None:
+        parents = {"m": ["a", "b"], "a": ["root"], "b": ["root"], "root": ["elsewhere"]}
+        assert find_cycle(parents) == []
+
+    def test_a_long_history_does_not_recurse(self) -> None:
+        parents = {f"c{i}": [f"c{i - 1}"] if i else [] for i in range(100_000)}
+        assert find_cycle(parents) == []
+        parents["c0"] = ["c99999"]
+        assert len(find_cycle(parents)) == 100_000
+
+    @settings(max_examples=200)
+    @given(dags())
+    def test_a_dag_has_no_cycle(self, commits: dict[str, Commit]) -> None:
+        assert find_cycle({c: commit.parent_ids for c, commit in commits.items()}) == []

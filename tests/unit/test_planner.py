@@ -247,7 +247,7 @@ class TestInvariants:
             assert all(start < end for start, end in read.ranges)
             assert all(a[1] <= b[0] for a, b in zip(read.ranges, read.ranges[1:], strict=False))
             size = next(iter(read.blobs.values())).mpack_size
-            assert size is None or read.ranges[-1][1] <= size
+            assert size is None or not read.ranges or read.ranges[-1][1] <= size
             for location in read.blobs.values():
                 assert location.span is not None
                 start, end = location.span
@@ -308,3 +308,43 @@ class TestInvariants:
         locations = {o: rng.sample(locs, len(locs)) for o, locs in items}
         shuffled = attrs.evolve(case, needed=needed, locations=locations)
         assert shuffled.plan() == case.plan()
+
+
+# ── exact limits (each `>` against `>=` gets a test at the limit) ────────────
+
+
+def spread(count: int, *, length: int, step: int, size: int) -> dict[str, list[Location]]:
+    """``count`` blobs of ``length`` bytes, one every ``step`` bytes of an mpack of ``size``."""
+    return {blob(n): [Location(M1, n * step, length, "identity", size)] for n in range(count)}
+
+
+def gap_ranges(gap: int) -> tuple[tuple[int, int], ...] | None:
+    """The ranges planned for two 1,000-byte blobs ``gap`` bytes apart (gap limit 1,000)."""
+    locations = spread(2, length=1000, step=1000 + gap, size=100 * MiB)
+    policy = Policy(coalesce_gap_bytes=1000, request_cost_bytes=0, max_read_amplification=10)
+    return read_of(plan_fetch(sorted(locations), locations=locations, policy=policy), M1).ranges
+
+
+def whole_for(size: int) -> bool:
+    """Whether ten 10-byte blobs spread over an mpack of ``size`` are read whole: their
+    ten ranges cost 100 bytes + 10 requests of 1,000 = 10,100; one whole read size + 1,000."""
+    locations = spread(10, length=10, step=500, size=size)
+    policy = Policy(coalesce_gap_bytes=0, request_cost_bytes=1000)
+    return read_of(plan_fetch(sorted(locations), locations=locations, policy=policy), M1).whole
+
+
+class TestExactLimits:
+    def test_a_gap_of_exactly_coalesce_gap_bytes_is_joined(self) -> None:
+        assert gap_ranges(1000) == ((0, 3000),)
+
+    def test_a_gap_one_byte_over_coalesce_gap_bytes_is_not_joined(self) -> None:
+        assert gap_ranges(1001) == ((0, 1000), (2001, 3001))
+
+    def test_a_whole_read_costing_exactly_the_ranges_is_chosen(self) -> None:
+        assert whole_for(9_100)
+
+    def test_the_whole_read_is_weighed_against_one_request_per_range(self) -> None:
+        assert whole_for(9_000)  # one request for all ten ranges would make them cheaper
+
+    def test_a_whole_read_costing_one_byte_more_than_the_ranges_is_not_chosen(self) -> None:
+        assert not whole_for(9_101)

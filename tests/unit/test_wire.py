@@ -344,3 +344,39 @@ class TestEncodeFetch:
         data = encode_fetch(self.commits(), [], blobs, {"main": "c1"})
         document = parse_push(data)
         assert {b.object_id for b in document.blobs} == {blob_id(c) for c in CONTENTS}
+
+
+class TestParsingMemory:
+    def test_a_commit_carrying_a_list_of_empty_lists_is_refused_within_bounded_memory(
+        self,
+    ) -> None:
+        commit = {"commit_id": "c", "snapshot_id": "s", "junk": [[]] * 500_000}
+        data = msgpack.packb({"commits": [commit]})
+        tracemalloc.start()
+        try:
+            with pytest.raises(InvalidMPackError, match="parsing memory"):
+                parse_push(data)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        # was 130x; now the budget (16x + 1 MiB) plus msgpack's preallocated list
+        assert peak <= 24 * len(data)
+
+    def test_a_push_of_many_tiny_commits_is_accepted(self) -> None:
+        commits = [commit_entry(f"c{i}", "s", [f"c{i - 1}"] if i else []) for i in range(50_000)]
+        data = encode_push(commits=commits, snapshots=[snapshot_entry("s", {})])
+        assert len(parse_push(data).commits) == 50_000
+
+    def test_a_manifest_path_repeated_with_one_object_is_accepted(self) -> None:
+        oid = msgpack.packb(blob_id(b"x"))
+        manifest = b"\x82\xa1f" + oid + b"\xa1f" + oid
+        snapshot = b"\x82" + msgpack.packb("snapshot_id") + msgpack.packb("s")
+        data = (
+            b"\x81"
+            + msgpack.packb("snapshots")
+            + b"\x91"
+            + snapshot
+            + msgpack.packb("manifest")
+            + manifest
+        )
+        assert parse_push(data).snapshots[0].manifest == {"f": blob_id(b"x")}
