@@ -20,7 +20,7 @@ import attrs
 
 from fetchcore import ids
 from fetchcore.errors import InvalidRequestError, ObjectStoreError
-from fetchcore.ports import ObjectStore
+from fetchcore.ports import FetchUpload, ObjectStore
 
 T = TypeVar("T")
 
@@ -134,10 +134,24 @@ class FaultyObjectStore:
     async def put_mpack(self, mpack_id: str, data: bytes) -> None:
         await self._act("put_mpack", mpack_id, lambda: self.inner.put_mpack(mpack_id, data))
 
-    async def has_mpack(self, mpack_id: str) -> bool:
+    async def has_mpack(self, mpack_id: str) -> bool | None:
         return await self._act("has_mpack", mpack_id, lambda: self.inner.has_mpack(mpack_id))
 
     async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
         return await self._act(
             "presign_mpack", mpack_id, lambda: self.inner.presign_mpack(mpack_id, ttl_s)
+        )
+
+    async def open_fetch(self, fetch_id: str) -> FetchUpload:
+        return await self._act("open_fetch", fetch_id, lambda: self.inner.open_fetch(fetch_id))
+
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
+        return await self._act("fetch_intact", fetch_id, lambda: self.inner.fetch_intact(fetch_id))
+
+    async def get_fetch(self, fetch_id: str) -> bytes | None:
+        return await self._read("get_fetch", fetch_id, lambda: self.inner.get_fetch(fetch_id))
+
+    async def presign_fetch(self, fetch_id: str, ttl_s: int) -> str | None:
+        return await self._act(
+            "presign_fetch", fetch_id, lambda: self.inner.presign_fetch(fetch_id, ttl_s)
         )

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
-from fetchcore.ports import IndexRepo, ObjectStore
+from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore
 
 
 @attrs.frozen
@@ -65,13 +65,29 @@ class RecordingObjectStore:
         self.calls.append(Call("put_mpack", (mpack_id,)))
         await self.inner.put_mpack(mpack_id, data)
 
-    async def has_mpack(self, mpack_id: str) -> bool:
+    async def has_mpack(self, mpack_id: str) -> bool | None:
         self.calls.append(Call("has_mpack", (mpack_id,)))
         return await self.inner.has_mpack(mpack_id)
 
     async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
         self.calls.append(Call("presign_mpack", (mpack_id, ttl_s)))
         return await self.inner.presign_mpack(mpack_id, ttl_s)
+
+    async def open_fetch(self, fetch_id: str) -> FetchUpload:
+        self.calls.append(Call("open_fetch", (fetch_id,)))
+        return await self.inner.open_fetch(fetch_id)
+
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
+        self.calls.append(Call("fetch_intact", (fetch_id,)))
+        return await self.inner.fetch_intact(fetch_id)
+
+    async def get_fetch(self, fetch_id: str) -> bytes | None:
+        self.calls.append(Call("get_fetch", (fetch_id,)))
+        return await self.inner.get_fetch(fetch_id)
+
+    async def presign_fetch(self, fetch_id: str, ttl_s: int) -> str | None:
+        self.calls.append(Call("presign_fetch", (fetch_id, ttl_s)))
+        return await self.inner.presign_fetch(fetch_id, ttl_s)
 
 
 @attrs.define

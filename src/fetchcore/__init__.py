@@ -23,6 +23,7 @@ from fetchcore.errors import (
 )
 from fetchcore.fetch import preview_fetch, serve_fetch
 from fetchcore.ingest import ingest_push
+from fetchcore.limiter import FetchLimiter
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
 from fetchcore.planner import FetchPlan, MPackRead, plan_fetch
 from fetchcore.policy import Policy
@@ -33,6 +34,7 @@ __all__ = [
     "Commit",
     "FetchDeadlineError",
     "FetchError",
+    "FetchLimiter",
     "FetchNotIndexedError",
     "FetchPlan",
     "FetchPreview",

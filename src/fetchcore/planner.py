@@ -7,7 +7,9 @@ Rules this module keeps:
 - Few mpacks are read: an mpack that is the only home of some blob is taken
   first, then greedily the mpack covering most remaining blobs (ties: smallest id).
 - Each mpack is read once: one whole GET, or byte ranges that are sorted,
-  disjoint and cover every assigned span. A gap wider than
+  disjoint and cover every assigned span. When offsets are known, an mpack
+  larger than ``max_range_bytes`` is never read whole (memory stays bounded by
+  the range size); a store without ranged reads has every mpack read whole. A gap wider than
   ``coalesce_gap_bytes`` is never read, and a ranged read never reads more
   than ``max_read_amplification`` times the bytes it needs.
 - The plan depends on its inputs as sets, never on their order.
@@ -112,6 +114,7 @@ def plan_fetch(
     locations: Mapping[str, Sequence[Location]] | None = None,
     excluded: Collection[str] = frozenset(),
     policy: Policy = Policy(),
+    ranged_reads: bool = True,
 ) -> FetchPlan:
     """Choose the first source of every needed blob and how to read each mpack.
 
@@ -121,6 +124,8 @@ def plan_fetch(
         locations: every known mpack location of the ids.
         excluded: mpacks that must not be read (failed, or already read this fetch).
         policy: coalescing, range and amplification limits.
+        ranged_reads: whether the store serves byte ranges; without them every
+            mpack is read whole.
 
     Returns:
         A plan; ``plan.unresolved`` lists the ids with no cache entry and no location.
@@ -164,7 +169,8 @@ def plan_fetch(
                 many_homes.append((object_id, homes))
     assigned = _assign_shared(sole_home, many_homes)
     reads = tuple(
-        _read_for(mpack_id, blobs, policy) for mpack_id, blobs in sorted(assigned.items())
+        _read_for(mpack_id, blobs, policy, ranged_reads)
+        for mpack_id, blobs in sorted(assigned.items())
     )
     return FetchPlan(
         tuple(sorted(from_cache)), reads, tuple(sorted(legacy)), tuple(sorted(unresolved))
@@ -240,12 +246,15 @@ def mpack_size(locations: Iterable[Location]) -> int | None:
     )
 
 
-def _read_for(mpack_id: str, home: _Home, policy: Policy) -> MPackRead:
+def _read_for(mpack_id: str, home: _Home, policy: Policy, ranged_reads: bool) -> MPackRead:
     blobs = MappingProxyType(home.blobs)
+    if not ranged_reads:
+        return MPackRead(mpack_id, blobs, None, "whole: the store reads no ranges")
     if not home.offsets_known:
         return MPackRead(mpack_id, blobs, None, "whole: some offsets are unknown")
-    size = home.size
-    if size is not None and (verdict := _dense_verdict(size, home.stored, policy)):
+    # Decided from the per-mpack totals, before any range is built.
+    whole_allowed = home.size is not None and home.size <= policy.max_range_bytes
+    if whole_allowed and (verdict := _dense_verdict(home.size or 0, home.stored, policy)):
         return MPackRead(mpack_id, blobs, None, verdict)
     spans = [location.span for location in blobs.values()]
     clusters = _clusters([span for span in spans if span is not None and span[0] < span[1]])
@@ -253,7 +262,7 @@ def _read_for(mpack_id: str, home: _Home, policy: Policy) -> MPackRead:
         return MPackRead(mpack_id, blobs, (), "nothing to read: every blob is empty")
     needed = sum(end - start for start, end in clusters)
     ranges = _coalesce(clusters, needed, policy)
-    if size is not None and (verdict := _cheaper_whole_verdict(size, ranges, policy)):
+    if whole_allowed and (verdict := _cheaper_whole_verdict(home.size or 0, ranges, policy)):
         return MPackRead(mpack_id, blobs, None, verdict)
     reason = f"ranged: {len(ranges)} range(s), {_read_bytes(ranges)} bytes for {needed} needed"
     return MPackRead(mpack_id, blobs, tuple(ranges), reason)

@@ -6,8 +6,11 @@ Rules this module keeps:
   every malformed input raises :class:`InvalidMPackError` naming the entry.
 - For every blob the parser reports the byte span of its stored content inside
   the document, so that a later fetch can read exactly those bytes.
-- Encoding is canonical: maps are written with sorted keys, snapshots and blobs
-  in id order, so the same content always gives the same bytes (and mpack id).
+- Encoding is canonical where order is not information: maps are written with
+  sorted keys and snapshots in id order. A fetch document is written in pieces
+  (:func:`fetch_head`, then per blob :func:`blob_head`, its content and
+  :func:`blob_tail`, then :func:`fetch_tail`), so blobs can be streamed in the
+  order they are read; clients verify each blob by its id.
 """
 
 from __future__ import annotations
@@ -292,13 +295,49 @@ _IDENTITY_HEAD = b"\x82" + _CONTENT_KEY  # a map of two: content, object_id
 _ENCODED_HEAD = b"\x83" + _CONTENT_KEY  # a map of three: content, encoding, object_id
 
 
-def _blob_pieces(blob: OutgoingBlob) -> tuple[bytes, bytes | memoryview, bytes]:
-    """The blob's map as (head, content, tail): the content itself is not copied here."""
-    tail = _ID_KEY + _pack(blob.object_id)
-    if blob.encoding == "identity":
-        return _IDENTITY_HEAD + _bin_header(len(blob.content)), blob.content, tail
-    head = _ENCODED_HEAD + _bin_header(len(blob.content))
-    return head, blob.content, _ENCODING_KEY + _pack(blob.encoding) + tail
+def blob_head(content_length: int, encoding: str) -> bytes:
+    """The bytes of a blob's map that come before its content.
+
+    The content goes first in the map so that a streaming writer needs only its
+    length, not its id or bytes, to start the entry.
+    """
+    head = _IDENTITY_HEAD if encoding == "identity" else _ENCODED_HEAD
+    return head + _bin_header(content_length)
+
+
+def blob_tail(object_id: str, encoding: str) -> bytes:
+    """The bytes of a blob's map that come after its content (identity carries no encoding)."""
+    tail = _ID_KEY + _pack(object_id)
+    if encoding == "identity":
+        return tail
+    return _ENCODING_KEY + _pack(encoding) + tail
+
+
+def fetch_head(commits: Sequence[Commit], snapshots: Iterable[Snapshot], blob_count: int) -> bytes:
+    """Everything of a fetch document before its first blob.
+
+    Args:
+        commits: in the order they are sent (parents first).
+        snapshots: any order; written in snapshot-id order.
+        blob_count: how many blob entries will follow (the array header needs it).
+    """
+    ordered_snapshots = sorted(snapshots, key=lambda s: s.snapshot_id)
+    return b"".join(
+        [
+            b"\x84",
+            _pack("commits"),
+            _pack([canonical_value(c.to_wire()) for c in commits]),
+            _pack("snapshots"),
+            _pack([canonical_value(s.to_wire()) for s in ordered_snapshots]),
+            _pack("blobs"),
+            _array_header(blob_count),
+        ]
+    )
+
+
+def fetch_tail(branch_heads: Mapping[str, str]) -> bytes:
+    """Everything of a fetch document after its last blob."""
+    return _pack("branch_heads") + _pack(canonical_value(dict(branch_heads)))
 
 
 def _digest_order(blob: OutgoingBlob) -> str:
@@ -311,7 +350,8 @@ def encode_fetch(
     blobs: Iterable[OutgoingBlob],
     branch_heads: Mapping[str, str],
 ) -> bytes:
-    """Encode a fetch mpack canonically.
+    """Encode a whole fetch document in memory, blobs in digest order (for tools and tests;
+    :func:`~fetchcore.serve_fetch` streams the same pieces in the order blobs are read).
 
     Args:
         commits: in the order they are sent (parents first).
@@ -323,20 +363,15 @@ def encode_fetch(
     Returns:
         The document's bytes; blob contents are copied once, into the result.
     """
-    ordered_snapshots = sorted(snapshots, key=lambda s: s.snapshot_id)
     ordered_blobs = sorted(blobs, key=_digest_order)
-    pieces: list[bytes | memoryview] = [
-        b"\x84",
-        _pack("commits"),
-        _pack([canonical_value(c.to_wire()) for c in commits]),
-        _pack("snapshots"),
-        _pack([canonical_value(s.to_wire()) for s in ordered_snapshots]),
-        _pack("blobs"),
-        _array_header(len(ordered_blobs)),
-    ]
+    pieces: list[bytes | memoryview] = [fetch_head(commits, snapshots, len(ordered_blobs))]
     for blob in ordered_blobs:
-        pieces.extend(_blob_pieces(blob))
-    pieces += [_pack("branch_heads"), _pack(canonical_value(dict(branch_heads)))]
+        pieces += [
+            blob_head(len(blob.content), blob.encoding),
+            blob.content,
+            blob_tail(blob.object_id, blob.encoding),
+        ]
+    pieces.append(fetch_tail(branch_heads))
     return b"".join(pieces)
 
 

@@ -41,10 +41,9 @@ async def ingest(stack: Stack, data: bytes, repo_id: str = REPO) -> None:
     await ingest_push(stack.index, stack.store, repo_id=repo_id, mpack=data)
 
 
-async def fetched(stack: Stack, mpack_id: str) -> dict[str, Any]:
-    data = await stack.store.inner.get_mpack(mpack_id)
-    assert data is not None
-    assert content_id(data) == mpack_id, "the fetch mpack is stored under its content id"
+async def fetched(stack: Stack, fetch_id: str) -> dict[str, Any]:
+    data = await stack.store.inner.get_fetch(fetch_id)
+    assert data is not None, "the fetch document is stored under its fetch id"
     return decode_fetch(data)
 
 
@@ -190,7 +189,8 @@ class TestGate:
         with pytest.raises(FetchNotIndexedError) as raised:
             await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commit.commit_id])
         assert raised.value.object_ids == (blob_id(unindexed, bare=True),)
-        assert stack.store.calls == [], "nothing is read (or written) before the gate"
+        asked = [call.method for call in stack.store.calls]
+        assert asked == ["fetch_intact"], "nothing is read or written before the gate"
 
 
 class TestReads:
@@ -261,6 +261,8 @@ class TestVerificationAndFailure:
         assert raised.value.object_ids == (blob_id(payload),)
         assert stack.store.ids_of("put_mpack") == []
         assert stack.store.ids_of("has_mpack") == []
+        assert await stack.store.inner.fetch_intact(stack.store.ids_of("open_fetch")[0]) is False
+        assert await stack.store.inner.get_fetch(stack.store.ids_of("open_fetch")[0]) is None
 
 
 class TestResult:
@@ -269,10 +271,14 @@ class TestResult:
     ) -> None:
         commits = await three_commits(stack)
         first = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commits[2]])
+        stack.store.calls.clear()
         second = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commits[2]])
         assert first.mpack_id == second.mpack_id
         assert (first.uploaded, second.uploaded) == (True, False)
-        assert stack.store.ids_of("put_mpack").count(first.mpack_id) == 1
+        assert (first.reused, second.reused) == (False, True)
+        assert stack.store.reads == [], "a reused document reads no push mpack"
+        assert stack.store.ids_of("open_fetch") == []
+        assert second.mpack_url is not None or first.mpack_url is None
 
     async def test_every_stack_produces_the_bytes_the_memory_stack_produces(
         self, stack: Stack

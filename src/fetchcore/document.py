@@ -1,0 +1,82 @@
+"""The fetch document writer: encodes blobs into a FetchUpload as they are verified.
+
+Rules this module keeps:
+- The document is written head, blobs in the order they arrive, tail; the
+  array header is written first from the known blob count.
+- It is committed only when exactly the announced blobs were written, each
+  once; otherwise :meth:`DocumentWriter.finish` refuses and the caller aborts.
+- Small pieces are joined into chunks of ``CHUNK_BYTES`` before they reach the
+  upload; a blob larger than a chunk goes through without being copied into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import attrs
+
+from fetchcore import wire
+from fetchcore.errors import FetchError
+from fetchcore.ports import FetchUpload
+from fetchcore.wire import OutgoingBlob
+
+CHUNK_BYTES = 1 << 20
+
+
+@attrs.define
+class DocumentWriter:
+    """One fetch document being streamed into ``upload``."""
+
+    upload: FetchUpload
+    blob_count: int
+    written: set[str] = attrs.field(factory=set)
+    size: int = 0
+    _buffer: bytearray = attrs.field(factory=bytearray)
+    _lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
+
+    async def start(self, head: bytes) -> None:
+        """Write everything before the first blob."""
+        async with self._lock:
+            await self._write(head)
+
+    async def add(self, object_id: str, blob: OutgoingBlob) -> None:
+        """Write one verified blob (``object_id`` canonical); a second copy is ignored."""
+        async with self._lock:
+            if object_id in self.written:
+                return
+            self.written.add(object_id)
+            await self._write(wire.blob_head(len(blob.content), blob.encoding))
+            await self._write(blob.content)
+            await self._write(wire.blob_tail(blob.object_id, blob.encoding))
+
+    async def finish(self, tail: bytes) -> int:
+        """Write the tail and commit; return the document's size.
+
+        Raises:
+            FetchError: the blobs written are not the blobs announced.
+        """
+        async with self._lock:
+            if len(self.written) != self.blob_count:
+                raise FetchError(
+                    f"fetch document has {len(self.written)} of {self.blob_count} blobs"
+                )
+            await self._write(tail)
+            await self._flush()
+            await self.upload.commit()
+            return self.size
+
+    async def _write(self, piece: bytes | memoryview) -> None:
+        self.size += len(piece)
+        if len(piece) >= CHUNK_BYTES:
+            await self._flush()
+            await self.upload.write(bytes(piece))
+            return
+        self._buffer += piece
+        if len(self._buffer) >= CHUNK_BYTES:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._buffer:
+            chunk = bytes(self._buffer)
+            self._buffer.clear()
+            await self.upload.write(chunk)
