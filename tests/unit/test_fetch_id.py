@@ -75,4 +75,3 @@ def test_the_order_of_snapshots_blob_ids_and_encodings_does_not_matter() -> None
 def test_the_order_of_branch_heads_does_not_matter() -> None:
     heads = {"main": fake_id("c1"), "dev": fake_id("c0")}
     assert id_of(branch_heads=heads) == id_of(branch_heads=dict(reversed(heads.items())))
-
