@@ -15,13 +15,14 @@ from fetchcore.adapters.wrapping import ObjectStoreWrapper
 from fetchcore import (
     FetchNotIndexedError,
     FetchStats,
+    InvalidRequestError,
     Location,
-    ObjectStore,
     ObjectUnavailableError,
     Policy,
 )
 from fetchcore.executor import NeededBlobs, gather_blobs
 from fetchcore.ids import content_id
+from fetchcore.ports import FetchStore, FetchUpload, RangedReads
 from fetchcore.testing import blob_entry, blob_id
 from fetchcore.wire import OutgoingBlob, encode_push, parse_push
 
@@ -63,7 +64,7 @@ async def stored(*packs: Pack) -> MemoryObjectStore:
 
 
 async def gather(
-    store: ObjectStore,
+    store: FetchStore,
     contents: Sequence[bytes],
     locations: Mapping[str, Sequence[Location]],
     *,
@@ -75,7 +76,7 @@ async def gather(
 
 
 async def gather_with_stats(
-    store: ObjectStore,
+    store: FetchStore,
     contents: Sequence[bytes],
     locations: Mapping[str, Sequence[Location]],
     *,
@@ -227,3 +228,137 @@ class InFlightCounter(ObjectStoreWrapper):
 
     async def get_mpack_range(self, mpack_id: str, start: int, end: int) -> bytes | None:
         return await self._held(await self.inner.get_mpack_range(mpack_id, start, end))
+
+
+@attrs.define
+class SlowStore(ObjectStoreWrapper):
+    """A store that holds every read ``delay_s``."""
+
+    delay_s: float = 0.3
+
+    async def get_mpack(self, mpack_id: str) -> bytes | None:
+        await asyncio.sleep(self.delay_s)
+        return await self.inner.get_mpack(mpack_id)
+
+
+@attrs.define
+class RefusingStore(ObjectStoreWrapper):
+    """A store that refuses one mpack id as malformed (as for a bad id from an index)."""
+
+    refused: str = ""
+    asked: list[str] = attrs.field(factory=list)
+
+    async def get_mpack(self, mpack_id: str) -> bytes | None:
+        self.asked.append(mpack_id)
+        if mpack_id == self.refused:
+            raise InvalidRequestError(f"not an mpack id: {mpack_id}")
+        return await self.inner.get_mpack(mpack_id)
+
+
+@attrs.define
+class WholeReadsOnly:
+    """A store with whole GETs only: no get_mpack_range (not RangedReads)."""
+
+    inner: MemoryObjectStore
+    asked: list[str] = attrs.field(factory=list)
+
+    async def get_object(self, object_id: str) -> bytes | None:
+        return await self.inner.get_object(object_id)
+
+    async def get_mpack(self, mpack_id: str) -> bytes | None:
+        self.asked.append(mpack_id)
+        return await self.inner.get_mpack(mpack_id)
+
+    async def open_fetch(self, fetch_id: str) -> FetchUpload:
+        return await self.inner.open_fetch(fetch_id)
+
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
+        return await self.inner.fetch_intact(fetch_id)
+
+    async def get_fetch(self, fetch_id: str) -> bytes | None:
+        return await self.inner.get_fetch(fetch_id)
+
+    async def presign_fetch(self, fetch_id: str, ttl_s: int) -> str | None:
+        return await self.inner.presign_fetch(fetch_id, ttl_s)
+
+
+class TestOneSourceFails:
+    async def test_an_invalid_request_fails_that_source_only_and_is_not_retried(self) -> None:
+        a, b = pack(CONTENTS[:3]), pack([*CONTENTS[:3], b"other"])
+        store = RefusingStore(await stored(a, b), refused=a.mpack_id)
+        locations = {o: [a.locations[o], b.locations[o]] for o in a.locations}
+        served = await gather(store, CONTENTS[:3], locations)
+        assert contents_of(served) == set(CONTENTS[:3])
+        assert store.asked.count(a.mpack_id) == 1
+        assert store.asked.count(b.mpack_id) == 1
+
+    async def test_a_request_is_tried_exactly_read_attempts_times(self) -> None:
+        p = pack(CONTENTS[:1])
+        faulty = FaultyObjectStore(await stored(p), faults={"get_mpack": Faults(error=1.0)})
+        store = RecordingObjectStore(faulty)
+        with pytest.raises(ObjectUnavailableError):
+            await gather(store, CONTENTS[:1], merged(p), policy=attrs.evolve(FAST, read_attempts=3))
+        assert len(store.ids_of("get_mpack")) == 3
+
+    async def test_the_request_timeout_does_not_count_the_wait_for_a_slot(self) -> None:
+        packs = [pack([c]) for c in CONTENTS[:2]]
+        store = SlowStore(await stored(*packs), delay_s=0.3)
+        policy = attrs.evolve(FAST, max_in_flight=1, request_timeout_s=0.45, read_attempts=1)
+        served, stats = await gather_with_stats(store, CONTENTS[:2], merged(*packs), policy=policy)
+        assert contents_of(served) == set(CONTENTS[:2])
+        assert stats.retries == 0
+
+    async def test_the_legacy_key_is_asked_with_the_id_as_the_manifest_wrote_it(self) -> None:
+        store = RecordingObjectStore(MemoryObjectStore())
+        await store.put_object(blob_id(CONTENTS[0]), CONTENTS[0])
+        bare = blob_id(CONTENTS[0], bare=True)
+        needed = NeededBlobs({blob_id(CONTENTS[0]): bare})
+        locations = {blob_id(CONTENTS[0]): [Location(content_id(b"gone"))]}
+        served: dict[str, OutgoingBlob] = {}
+
+        async def sink(object_id: str, blob: OutgoingBlob) -> None:
+            served[object_id] = blob
+
+        unavailable, _ = await gather_blobs(
+            store, needed, cache={}, locations=locations, policy=FAST, sink=sink
+        )
+        assert unavailable == []
+        assert store.ids_of("get_object") == [bare]
+        assert served[blob_id(CONTENTS[0])].object_id == bare
+
+    async def test_a_store_without_ranged_reads_is_read_whole(self) -> None:
+        big = [bytes([i]) * 50_000 for i in range(8)]
+        p = pack(big)
+        store = WholeReadsOnly(await stored(p))
+        assert not isinstance(store, RangedReads)
+        policy = attrs.evolve(FAST, request_cost_bytes=0, coalesce_gap_bytes=0)
+        served, stats = await gather_with_stats(store, big[::4], merged(p), policy=policy)
+        assert contents_of(served) == set(big[::4])
+        assert (stats.mpack_gets, stats.range_gets) == (1, 0)
+
+
+class TestZstdPassThrough:
+    async def test_the_frame_passed_through_is_exactly_the_stored_frame(self) -> None:
+        p = pack(CONTENTS[:1], encoding="zstd")
+        served, _ = await gather_with_stats(
+            await stored(p), CONTENTS[:1], merged(p), accept_zstd=True
+        )
+        (blob,) = served.values()
+        location = p.locations[blob_id(CONTENTS[0])]
+        assert location.span is not None
+        assert blob.encoding == "zstd"
+        assert bytes(blob.content) == p.data[location.span[0] : location.span[1]]
+
+    async def test_a_frame_of_other_content_is_not_passed_through(self) -> None:
+        impostor = blob_entry(b"something else entirely", encoding="zstd")
+        impostor["object_id"] = blob_id(CONTENTS[0])
+        data = encode_push(blobs=[impostor])
+        (entry,) = parse_push(data).blobs
+        mpack_id = content_id(data)
+        store = MemoryObjectStore()
+        await store.put_mpack(mpack_id, data)
+        location = Location(mpack_id, entry.offset, entry.length, "zstd", len(data))
+        with pytest.raises(ObjectUnavailableError):
+            await gather_with_stats(
+                store, CONTENTS[:1], {blob_id(CONTENTS[0]): [location]}, accept_zstd=True
+            )

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fetchcore import FetchPlan, Location, Policy, plan_fetch
-from fetchcore.planner import MPackRead
+from fetchcore.planner import MPackRead, mpack_size
 from fetchcore.testing import fake_id
 
 KiB = 1024
@@ -130,6 +130,30 @@ class TestWholeOrRanged:
         assert len(ranges) == 10
         assert all(end - start == 10_000 for start, end in ranges)
 
+    def test_an_mpack_of_exactly_the_range_limit_may_be_read_whole(self) -> None:
+        layout = packed(M1, 10, size=1000, gap=0)
+        policy = Policy(max_range_bytes=10_000)
+        plan = plan_fetch(layout, locations={o: [loc] for o, loc in layout.items()}, policy=policy)
+        assert read_of(plan, M1).whole
+
+    def test_an_mpack_one_byte_over_the_range_limit_is_read_in_ranges_within_it(self) -> None:
+        layout = {
+            o: attrs.evolve(loc, mpack_size=10_001)
+            for o, loc in packed(M1, 10, size=1000, gap=0).items()
+        }
+        policy = Policy(max_range_bytes=10_000)
+        plan = plan_fetch(layout, locations={o: [loc] for o, loc in layout.items()}, policy=policy)
+        ranges = read_of(plan, M1).ranges
+        assert ranges is not None
+        assert all(end - start <= 10_000 for start, end in ranges)
+
+    def test_a_store_without_ranged_reads_gets_whole_reads_only(self) -> None:
+        layout = packed(M1, 16_384)
+        wanted = sorted(layout)[::100]
+        locations = {o: [layout[o]] for o in wanted}
+        plan = plan_fetch(wanted, locations=locations, ranged_reads=False)
+        assert read_of(plan, M1).whole
+
 
 # ── invariants on random inputs ──────────────────────────────────────────────
 
@@ -247,13 +271,24 @@ class TestInvariants:
             assert all(start < end for start, end in read.ranges)
             assert all(a[1] <= b[0] for a, b in zip(read.ranges, read.ranges[1:], strict=False))
             size = next(iter(read.blobs.values())).mpack_size
-            assert size is None or read.ranges[-1][1] <= size
+            assert size is None or not read.ranges or read.ranges[-1][1] <= size
             for location in read.blobs.values():
                 assert location.span is not None
                 start, end = location.span
                 assert start == end or any(
                     r_start <= start and end <= r_end for r_start, r_end in read.ranges
                 )
+
+    @settings(max_examples=200)
+    @given(cases())
+    def test_an_mpack_over_the_range_limit_is_never_read_whole_when_offsets_are_known(
+        self, case: Case
+    ) -> None:
+        for read in case.plan().reads:
+            spans_known = all(location.span is not None for location in read.blobs.values())
+            size = mpack_size(read.blobs.values())
+            if read.whole and spans_known and size is not None:
+                assert size <= case.policy.max_range_bytes
 
     @settings(max_examples=200)
     @given(cases())
