@@ -20,7 +20,7 @@ from fetchcore import (
     ObjectUnavailableError,
     Policy,
 )
-from fetchcore.executor import NeededBlobs, gather_blobs
+from fetchcore.executor import ByteBudget, NeededBlobs, gather_blobs
 from fetchcore.ids import content_id
 from fetchcore.ports import FetchStore, FetchUpload, RangedReads
 from fetchcore.testing import blob_entry, blob_id
@@ -362,3 +362,64 @@ class TestZstdPassThrough:
             await gather_with_stats(
                 store, CONTENTS[:1], {blob_id(CONTENTS[0]): [location]}, accept_zstd=True
             )
+
+
+class TestByteBudget:
+    async def test_holders_never_exceed_the_limit_together(self) -> None:
+        budget = ByteBudget(100)
+        peak = 0
+
+        async def hold(size: int) -> None:
+            nonlocal peak
+            async with budget.hold(size):
+                peak = max(peak, budget.used)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(hold(40) for _ in range(6)))
+        assert peak == 80
+
+    async def test_holders_that_fill_the_limit_exactly_run_together(self) -> None:
+        budget = ByteBudget(100)
+        seen: list[int] = []
+
+        async def hold(size: int) -> None:
+            async with budget.hold(size):
+                seen.append(budget.used)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(hold(60), hold(40))
+        assert max(seen) == 100
+
+    async def test_a_holder_larger_than_the_limit_runs_alone(self) -> None:
+        budget = ByteBudget(100)
+        seen: list[int] = []
+
+        async def hold(size: int) -> None:
+            async with budget.hold(size):
+                seen.append(budget.used)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(hold(10), hold(150), hold(10))
+        assert 150 in seen
+        assert max(seen) == 150
+
+    async def test_a_gather_holds_at_most_its_budget_in_reads(self) -> None:
+        big = [bytes([i]) * 50_000 for i in range(8)]
+        packs = [pack([c]) for c in big]
+        budget = ByteBudget(120_000)
+        counting = InFlightCounter(await stored(*packs))
+        needed = NeededBlobs({blob_id(c): blob_id(c) for c in big})
+
+        async def sink(object_id: str, blob: OutgoingBlob) -> None:
+            return None
+
+        await gather_blobs(
+            counting,
+            needed,
+            cache={},
+            locations=merged(*packs),
+            policy=FAST,
+            sink=sink,
+            budget=budget,
+        )
+        assert counting.peak == 2  # each mpack is a little over 50,000 bytes
