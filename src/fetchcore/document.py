@@ -5,6 +5,8 @@ Rules this module keeps:
   array header is written first from the known blob count.
 - It is committed only when exactly the announced blobs were written, each
   once; otherwise :meth:`DocumentWriter.finish` refuses and the caller aborts.
+- A blob larger than a read range is written through in pieces under the
+  document's lock (:meth:`DocumentWriter.streamed`), its length announced first.
 - Small pieces are joined into chunks of ``CHUNK_BYTES`` before they reach the
   upload; a blob larger than a chunk goes through without being copied into it.
 """
@@ -12,6 +14,8 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import attrs
 
@@ -48,6 +52,35 @@ class DocumentWriter:
             await self._write(wire.blob_head(len(blob.content), blob.encoding))
             await self._write(blob.content)
             await self._write(wire.blob_tail(blob.object_id, blob.encoding))
+
+    @contextlib.asynccontextmanager
+    async def streamed(
+        self, object_id: str, written_id: str, encoding: str, length: int
+    ) -> AsyncIterator[Callable[[bytes], Awaitable[None]]]:
+        """Write one blob of ``length`` content bytes in pieces, holding the document.
+
+        The caller verifies the pieces and raises inside the block if they fail; the
+        document is then unusable (the caller aborts it). Raises FetchError if the
+        pieces written do not add up to ``length``.
+        """
+        async with self._lock:
+            await self._write(wire.blob_head(length, encoding))
+            remaining = length
+
+            async def write(piece: bytes) -> None:
+                nonlocal remaining
+                remaining -= len(piece)
+                if remaining < 0:
+                    raise FetchError(
+                        f"blob {written_id} is longer than the {length} bytes announced"
+                    )
+                await self._write(piece)
+
+            yield write
+            if remaining:
+                raise FetchError(f"blob {written_id} is shorter than the {length} bytes announced")
+            await self._write(wire.blob_tail(written_id, encoding))
+            self.written.add(object_id)
 
     async def finish(self, tail: bytes) -> int:
         """Write the tail and commit; return the document's size.

@@ -15,7 +15,10 @@ Rules this module keeps:
   source only; its blobs move on to their next source.
 - At most ``Policy.max_in_flight`` reads hold data at once, from the request
   until their blobs are in the sink, so memory is bounded by the reads in
-  flight times the range size. Each try of a request has ``request_timeout_s``
+  flight times the range size. A blob longer than ``max_range_bytes`` is read
+  in pieces of that size, decoded as a stream, hashed and written through; if
+  it then fails verification the document is poisoned (:class:`DocumentPoisoned`)
+  and the builder starts again without that mpack. Each try of a request has ``request_timeout_s``
   (the wait for a slot does not count); a request is tried ``read_attempts``
   times with jittered backoff.
 
@@ -30,11 +33,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import functools
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, TypeVar
 
 import attrs
 
@@ -54,9 +59,36 @@ from fetchcore.wire import OutgoingBlob
 
 T = TypeVar("T")
 Request = Callable[[], Awaitable[bytes | None]]
-BlobSink = Callable[[str, OutgoingBlob], Awaitable[None]]
-"""Receives each verified blob once, by canonical id, as soon as it is verified."""
 Blobs = Mapping[str, Location]
+WritePiece = Callable[[bytes], Awaitable[None]]
+
+
+class BlobSink(Protocol):
+    """Where verified blobs go (the document writer), each once, as soon as verified."""
+
+    async def add(self, object_id: str, blob: OutgoingBlob) -> None:
+        """One whole verified blob (``object_id`` canonical)."""
+        ...
+
+    def streamed(
+        self, object_id: str, written_id: str, encoding: str, length: int
+    ) -> AbstractAsyncContextManager[WritePiece]:
+        """A blob of ``length`` content bytes written through in pieces; the caller
+        verifies it and raises inside the block if it fails."""
+        ...
+
+
+class DocumentPoisoned(Exception):  # noqa: N818 (a signal to the builder, never raised to users)
+    """A blob written through in pieces failed after some of it reached the sink.
+
+    The document cannot be mended: the builder aborts it and builds again without
+    ``mpack_id``.
+    """
+
+    def __init__(self, mpack_id: str) -> None:
+        super().__init__(mpack_id)
+        self.mpack_id = mpack_id
+
 
 SOURCE_ORDER = ("cache", "chosen mpack", "alternate mpacks", "legacy key")
 """Where a blob is looked for, in order; after the last it is unavailable."""
@@ -235,7 +267,7 @@ class _Gather:
         for object_id, blob in extracted.served:
             if object_id not in self.served:
                 self.served.add(object_id)
-                await self.sink(object_id, blob)
+                await self.sink.add(object_id, blob)
         if extracted.failed:
             self.tally["failed_sources"] += 1
         return extracted.failed
@@ -304,12 +336,13 @@ class _Gather:
             return await self._read_whole(read)
         empty = {o: attrs.evolve(loc, offset=0) for o, loc in read.blobs.items() if loc.length == 0}
         failed = await self._deliver(_extract(b"", 0, empty, self.needed, self.policy))
+        by_range = _blobs_by_range(read.blobs, read.ranges)
         parts = await asyncio.gather(
             *(
-                self._read_range(read.mpack_id, span, blobs)
-                for span, blobs in zip(
-                    read.ranges, _blobs_by_range(read.blobs, read.ranges), strict=True
-                )
+                self._read_long_range(read.mpack_id, span, blobs)
+                if span[1] - span[0] > self.policy.max_range_bytes
+                else self._read_range(read.mpack_id, span, blobs)
+                for span, blobs in zip(read.ranges, by_range, strict=True)
             )
         )
         return failed + [object_id for part in parts for object_id in part]
@@ -342,6 +375,88 @@ class _Gather:
             )
             return await self._deliver(extracted)
 
+    async def _read_piece(self, mpack_id: str, span: tuple[int, int]) -> bytes | None:
+        start, end = span
+        store = self.store
+        assert isinstance(store, RangedReads)  # the planner makes ranges only for such stores
+        async with self.slots, self.budget.hold(end - start):
+            data = await self._request(
+                "range_gets", lambda: store.get_mpack_range(mpack_id, start, end)
+            )
+        return data if data is None or len(data) == end - start else None
+
+    def _pieces(self, span: tuple[int, int]) -> list[tuple[int, int]]:
+        step = self.policy.max_range_bytes
+        return [(at, min(at + step, span[1])) for at in range(span[0], span[1], step)]
+
+    async def _read_long_range(
+        self, mpack_id: str, span: tuple[int, int], blobs: Blobs
+    ) -> list[str]:
+        """A range longer than max_range_bytes: one blob (or blobs that overlap) in pieces."""
+        if len(blobs) == 1:
+            ((object_id, location),) = blobs.items()
+            if location.span == span:
+                return await self._stream_blob(mpack_id, object_id, location)
+        return await self._read_joined(mpack_id, span, blobs)
+
+    async def _read_joined(self, mpack_id: str, span: tuple[int, int], blobs: Blobs) -> list[str]:
+        """Read ``span`` in pieces and extract its blobs from the joined bytes."""
+        pieces = []
+        for piece_span in self._pieces(span):
+            piece = await self._read_piece(mpack_id, piece_span)
+            if piece is None:
+                self.tally["failed_sources"] += 1
+                return list(blobs)
+            pieces.append(piece)
+        data = b"".join(pieces)
+        del pieces
+        extracted = await self._off_loop(
+            lambda: _extract(data, span[0], blobs, self.needed, self.policy)
+        )
+        return await self._deliver(extracted)
+
+    async def _stream_blob(self, mpack_id: str, object_id: str, location: Location) -> list[str]:
+        """Read, decode, hash and write through one blob longer than a range."""
+        assert location.span is not None
+        assert location.length is not None
+        pieces = self._pieces(location.span)
+        first = await self._read_piece(mpack_id, pieces[0])
+        if first is None:
+            self.tally["failed_sources"] += 1
+            return [object_id]
+        pass_through = location.encoding == "zstd" and self.needed.accept_zstd
+        length = (
+            location.length
+            if pass_through
+            else content.declared_size(first, location.encoding, location.length)
+        )
+        if length is None or length > self.policy.max_blob_bytes:
+            # An unsized frame must be decoded before its header can be written; one
+            # over the limit fails as it would whole. Both are bounded by max_blob_bytes.
+            return await self._read_joined(mpack_id, location.span, {object_id: location})
+        decoder = content.PieceDecoder(
+            object_id, location.encoding, location.length if pass_through else length
+        )
+        written_id = self.needed.as_written[object_id]
+        try:
+            async with self.sink.streamed(
+                object_id, written_id, "zstd" if pass_through else "identity", length
+            ) as write:
+                piece: bytes | None = first
+                for span in [None, *pieces[1:]]:
+                    if span is not None:
+                        piece = await self._read_piece(mpack_id, span)
+                    if piece is None:
+                        raise content.ContentError("a piece of the blob could not be read")
+                    decoded = await self._off_loop(functools.partial(decoder.feed, piece))
+                    await write(piece if pass_through else decoded)
+                await self._off_loop(decoder.finish)
+        except content.ContentError:
+            self.tally["failed_sources"] += 1
+            raise DocumentPoisoned(mpack_id) from None
+        self.served.add(object_id)
+        return []
+
     async def _read_legacy(self, object_id: str) -> bool:
         written = self.needed.as_written[object_id]
         async with self.slots:
@@ -363,6 +478,7 @@ async def gather_blobs(
     policy: Policy,
     sink: BlobSink,
     budget: ByteBudget | None = None,
+    excluded: Collection[str] = (),
 ) -> tuple[list[str], FetchStats]:
     """Serve every needed blob into ``sink``, trying its sources in :data:`SOURCE_ORDER`.
 
@@ -374,6 +490,7 @@ async def gather_blobs(
         policy: concurrency, retries, timeouts and read planning.
         sink: receives each verified blob once, as soon as it is verified.
         budget: bytes that reads may hold at once (shared across fetches by a limiter).
+        excluded: mpacks not to read (they poisoned an earlier attempt).
 
     Returns:
         The canonical ids that no source could serve (sorted), and what was read.
@@ -381,9 +498,11 @@ async def gather_blobs(
     Raises:
         FetchNotIndexedError: some blobs have no cache entry and no location
             (raised before any storage request).
+        DocumentPoisoned: a blob written through in pieces failed verification.
     """
     check_indexed(needed, cache, locations)
     gather = _Gather(store, needed, policy, sink, budget or ByteBudget(1 << 62))
+    gather.read_mpacks.update(excluded)
     left = list(needed.as_written)
     try:
         left = await gather.from_cache(left, cache)

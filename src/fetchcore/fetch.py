@@ -33,7 +33,7 @@ from fetchcore.errors import (
     InvalidRequestError,
     ObjectUnavailableError,
 )
-from fetchcore.executor import NeededBlobs, check_indexed, gather_blobs
+from fetchcore.executor import DocumentPoisoned, NeededBlobs, check_indexed, gather_blobs
 from fetchcore.fetch_id import fetch_id
 from fetchcore.graph import parents_first
 from fetchcore.limiter import FetchLimiter
@@ -236,6 +236,24 @@ class _Build:
         # Presigning first: if it fails, nothing has been written. Signing a URL for a
         # key about to exist is a local computation for the stores that can presign.
         url = await self.store.presign_fetch(self.document_id, self.policy.presign_ttl_s)
+        excluded: set[str] = set()
+        while True:
+            try:
+                size, stats = await self._write_document(needed, sources, limiter, excluded)
+            except DocumentPoisoned as poisoned:
+                # Rare (a large blob corrupt in its mpack): build again without that mpack.
+                excluded.add(poisoned.mpack_id)
+                continue
+            return self._result(url, size_bytes=size, reused=False, stats=stats)
+
+    async def _write_document(
+        self,
+        needed: NeededBlobs,
+        sources: _Sources,
+        limiter: FetchLimiter,
+        excluded: Collection[str],
+    ) -> tuple[int, FetchStats]:
+        """One attempt: stream the document into a new upload; abort it on any failure."""
         upload = await self.store.open_fetch(self.document_id)
         try:
             writer = DocumentWriter(upload, len(needed.as_written))
@@ -248,8 +266,9 @@ class _Build:
                 cache=sources.cache,
                 locations=sources.locations,
                 policy=self.policy,
-                sink=writer.add,
+                sink=writer,
                 budget=limiter.bytes_in_flight,
+                excluded=excluded,
             )
             if unavailable:
                 raise ObjectUnavailableError(needed.as_written[o] for o in unavailable)
@@ -258,7 +277,7 @@ class _Build:
             # Shielded: a second cancellation must not leave the upload half-aborted.
             await asyncio.shield(upload.abort())
             raise
-        return self._result(url, size_bytes=size, reused=False, stats=stats)
+        return size, stats
 
     def _result(
         self, url: str | None, *, size_bytes: int, reused: bool, stats: FetchStats

@@ -507,6 +507,30 @@ class TestStreamingWrite:
         assert [b["object_id"] for b in document["blobs"]] == read_order
 
 
+class TestLargeBlobs:
+    async def test_a_corrupt_large_blob_written_through_is_rebuilt_from_another_source(
+        self,
+    ) -> None:
+        stack = memory_stack()
+        big = content("large", 50_000)
+        data, commit = push_of("large", {"big": big, "small": content("small")})
+        await ingest(stack, data)
+        await stack.store.inner.put_object(blob_id(big), big)
+        await stack.store.inner.put_object(blob_id(content("small")), content("small"))
+        faulty = FaultyObjectStore(stack.store, faults={"get_mpack_range": Faults(corrupt=1.0)})
+        watched = WatchedStore(faulty)
+        policy = Policy(max_range_bytes=10_000, request_cost_bytes=0)
+        result = await serve_fetch(stack.index, watched, repo_id=REPO, want=[commit], policy=policy)
+        document = await fetched(stack, result.mpack_id)
+        served = {b["object_id"]: b["content"] for b in document["blobs"]}
+        assert served[blob_id(big)] == big
+        assert watched.log.count("abort") == 1
+        assert watched.log[-1] == "commit"
+        assert sorted(stack.store.ids_of("get_object")) == sorted(
+            [blob_id(big), blob_id(content("small"))]
+        )
+
+
 class TestOneBuildPerDocument:
     async def test_identical_concurrent_fetches_read_each_push_mpack_once(self) -> None:
         stack = memory_stack()

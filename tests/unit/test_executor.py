@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import attrs
 import pytest
+import zstandard
 from fetchcore.adapters.faults import Faults, FaultyObjectStore
 from fetchcore.adapters.memory import MemoryObjectStore
 from fetchcore.adapters.recording import RecordingObjectStore
@@ -20,7 +23,7 @@ from fetchcore import (
     ObjectUnavailableError,
     Policy,
 )
-from fetchcore.executor import ByteBudget, NeededBlobs, gather_blobs
+from fetchcore.executor import ByteBudget, DocumentPoisoned, NeededBlobs, gather_blobs
 from fetchcore.ids import content_id
 from fetchcore.ports import FetchStore, FetchUpload, RangedReads
 from fetchcore.testing import blob_entry, blob_id
@@ -86,18 +89,42 @@ async def gather_with_stats(
 ) -> tuple[dict[str, OutgoingBlob], FetchStats]:
     """Gather into a dict; raise ObjectUnavailableError as serve_fetch does."""
     needed = NeededBlobs({blob_id(c): blob_id(c) for c in contents}, accept_zstd)
-    served: dict[str, OutgoingBlob] = {}
-
-    async def sink(object_id: str, blob: OutgoingBlob) -> None:
-        assert object_id not in served, "each blob reaches the sink once"
-        served[object_id] = blob
-
+    sink = CollectingSink()
     unavailable, stats = await gather_blobs(
         store, needed, cache=cache or {}, locations=locations, policy=policy, sink=sink
     )
     if unavailable:
         raise ObjectUnavailableError(unavailable)
-    return served, stats
+    return sink.served, stats
+
+
+@attrs.define
+class CollectingSink:
+    """A BlobSink that keeps what it is given; streamed blobs are joined from their pieces."""
+
+    served: dict[str, OutgoingBlob] = attrs.field(factory=dict)
+    pieces: list[int] = attrs.field(factory=list)
+    """The length of every streamed piece, in order."""
+
+    async def add(self, object_id: str, blob: OutgoingBlob) -> None:
+        assert object_id not in self.served, "each blob reaches the sink once"
+        self.served[object_id] = blob
+
+    @contextlib.asynccontextmanager
+    async def streamed(
+        self, object_id: str, written_id: str, encoding: str, length: int
+    ) -> AsyncIterator[Callable[[bytes], Awaitable[None]]]:
+        assert object_id not in self.served, "each blob reaches the sink once"
+        parts: list[bytes] = []
+
+        async def write(piece: bytes) -> None:
+            self.pieces.append(len(piece))
+            parts.append(bytes(piece))
+
+        yield write
+        content = b"".join(parts)
+        assert len(content) == length, "the announced length is the length written"
+        self.served[object_id] = OutgoingBlob(written_id, content, encoding)
 
 
 def contents_of(served: Mapping[str, OutgoingBlob]) -> set[bytes]:
@@ -314,14 +341,11 @@ class TestOneSourceFails:
         bare = blob_id(CONTENTS[0], bare=True)
         needed = NeededBlobs({blob_id(CONTENTS[0]): bare})
         locations = {blob_id(CONTENTS[0]): [Location(content_id(b"gone"))]}
-        served: dict[str, OutgoingBlob] = {}
-
-        async def sink(object_id: str, blob: OutgoingBlob) -> None:
-            served[object_id] = blob
-
+        sink = CollectingSink()
         unavailable, _ = await gather_blobs(
             store, needed, cache={}, locations=locations, policy=FAST, sink=sink
         )
+        served = sink.served
         assert unavailable == []
         assert store.ids_of("get_object") == [bare]
         assert served[blob_id(CONTENTS[0])].object_id == bare
@@ -410,9 +434,7 @@ class TestByteBudget:
         counting = InFlightCounter(await stored(*packs))
         needed = NeededBlobs({blob_id(c): blob_id(c) for c in big})
 
-        async def sink(object_id: str, blob: OutgoingBlob) -> None:
-            return None
-
+        sink = CollectingSink()
         await gather_blobs(
             counting,
             needed,
@@ -423,3 +445,79 @@ class TestByteBudget:
             budget=budget,
         )
         assert counting.peak == 2  # each mpack is a little over 50,000 bytes
+
+
+def unsized_frame(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor(write_content_size=False).compress(data)
+
+
+class TestBlobsLargerThanARange:
+    """With max_range_bytes of 10,000, a blob of 50,000 stored bytes is read in 5 pieces."""
+
+    POLICY = attrs.evolve(FAST, max_range_bytes=10_000, request_cost_bytes=0)
+    BIG = random.Random(7).randbytes(50_000)
+
+    async def test_an_identity_blob_is_read_in_pieces_no_longer_than_a_range(self) -> None:
+        p = pack([self.BIG])
+        store = RecordingObjectStore(await stored(p))
+        sink = CollectingSink()
+        needed = NeededBlobs({blob_id(self.BIG): blob_id(self.BIG)})
+        await gather_blobs(
+            store, needed, cache={}, locations=merged(p), policy=self.POLICY, sink=sink
+        )
+        assert bytes(sink.served[blob_id(self.BIG)].content) == self.BIG
+        ranges = store.args_of("get_mpack_range")
+        assert [end - start for _, start, end in ranges] == [10_000] * 5
+        assert store.ids_of("get_mpack") == []
+        assert sink.pieces == [10_000] * 5
+
+    async def test_a_zstd_blob_is_decoded_as_a_stream(self) -> None:
+        p = pack([self.BIG], encoding="zstd")  # random bytes: the frame is as long as they are
+        store = RecordingObjectStore(await stored(p))
+        served, stats = await gather_with_stats(store, [self.BIG], merged(p), policy=self.POLICY)
+        assert bytes(served[blob_id(self.BIG)].content) == self.BIG
+        assert served[blob_id(self.BIG)].encoding == "identity"
+        ranges = store.args_of("get_mpack_range")
+        assert all(end - start <= 10_000 for _, start, end in ranges)
+        assert (stats.mpack_gets, stats.range_gets) == (0, len(ranges))
+        assert len(ranges) > 1
+
+    async def test_a_zstd_blob_passed_through_is_exactly_its_frame(self) -> None:
+        p = pack([self.BIG], encoding="zstd")
+        served, _ = await gather_with_stats(
+            await stored(p), [self.BIG], merged(p), policy=self.POLICY, accept_zstd=True
+        )
+        location = p.locations[blob_id(self.BIG)]
+        assert location.span is not None
+        assert bytes(served[blob_id(self.BIG)].content) == p.data[slice(*location.span)]
+
+    async def test_an_unsized_frame_is_decoded_before_it_is_written(self) -> None:
+        entry = {
+            "object_id": blob_id(self.BIG),
+            "encoding": "zstd",
+            "content": unsized_frame(self.BIG),
+        }
+        data = encode_push(blobs=[entry])
+        (parsed,) = parse_push(data).blobs
+        store = MemoryObjectStore()
+        await store.put_mpack(content_id(data), data)
+        location = Location(content_id(data), parsed.offset, parsed.length, "zstd", len(data))
+        served, _ = await gather_with_stats(
+            store, [self.BIG], {blob_id(self.BIG): [location]}, policy=self.POLICY
+        )
+        assert bytes(served[blob_id(self.BIG)].content) == self.BIG
+
+    async def test_a_corrupt_blob_written_through_poisons_the_document(self) -> None:
+        p = pack([self.BIG])
+        faulty = FaultyObjectStore(await stored(p), faults={"get_mpack_range": Faults(corrupt=1.0)})
+        needed = NeededBlobs({blob_id(self.BIG): blob_id(self.BIG)})
+        with pytest.raises(DocumentPoisoned) as raised:
+            await gather_blobs(
+                faulty,
+                needed,
+                cache={},
+                locations=merged(p),
+                policy=self.POLICY,
+                sink=CollectingSink(),
+            )
+        assert raised.value.mpack_id == p.mpack_id
