@@ -1,11 +1,11 @@
 """fetchcore: the fetch engine of a version-control hub.
 
 A client asks for commits (``want``) and says what it has (``have``);
-:func:`serve_fetch` answers with one fetch document, streamed straight out of
-the push mpacks that :func:`ingest_push` stored into the store under its fetch
-id (a content id of what it sends), or handed out again if already stored. The planner (:func:`plan_fetch`) and the
-wire codec are pure; the executor talks only to the :class:`ObjectStore` and
-:class:`IndexRepo` ports, which adapters implement.
+:func:`serve_fetch` answers with one fetch document, streamed out of the push
+mpacks that :func:`ingest_push` stored, under its fetch id (a content id of
+what it sends), or handed out again if already stored intact. The planner
+(:func:`plan_fetch`) and the wire codec are pure; the executor talks only to
+the ports (:mod:`fetchcore.ports`), which adapters implement.
 """
 
 from fetchcore._version import __version__
