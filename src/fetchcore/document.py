@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import attrs
 
 from fetchcore import wire
 from fetchcore.errors import FetchError
 from fetchcore.ports import FetchUpload
-from fetchcore.wire import OutgoingBlob
 
 CHUNK_BYTES = 1 << 20
 
@@ -43,15 +42,18 @@ class DocumentWriter:
         async with self._lock:
             await self._write(head)
 
-    async def add(self, object_id: str, blob: OutgoingBlob) -> None:
-        """Write one verified blob (``object_id`` canonical); a second copy is ignored."""
+    async def add_encoded(self, object_ids: Sequence[str], encoded: bytes) -> None:
+        """Write verified blobs already encoded as entries (``wire.encode_blobs``).
+
+        Raises:
+            FetchError: one of them was written before (a bug: nothing is sent twice).
+        """
         async with self._lock:
-            if object_id in self.written:
-                return
-            self.written.add(object_id)
-            await self._write(wire.blob_head(len(blob.content), blob.encoding))
-            await self._write(blob.content)
-            await self._write(wire.blob_tail(blob.object_id, blob.encoding))
+            again = self.written.intersection(object_ids)
+            if again:
+                raise FetchError(f"{len(again)} blob(s) written to the document twice")
+            self.written.update(object_ids)
+            await self._write(encoded)
 
     @contextlib.asynccontextmanager
     async def streamed(

@@ -66,8 +66,8 @@ WritePiece = Callable[[bytes], Awaitable[None]]
 class BlobSink(Protocol):
     """Where verified blobs go (the document writer), each once, as soon as verified."""
 
-    async def add(self, object_id: str, blob: OutgoingBlob) -> None:
-        """One whole verified blob (``object_id`` canonical)."""
+    async def add_encoded(self, object_ids: Sequence[str], encoded: bytes) -> None:
+        """Verified blobs (canonical ids), already encoded as document entries."""
         ...
 
     def streamed(
@@ -153,6 +153,20 @@ def check_indexed(
 class _Extracted:
     served: list[tuple[str, OutgoingBlob]] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
+
+    def encoded(self) -> _Encoded:
+        """The served blobs as document entries (on the worker: the loop only writes them)."""
+        entries = wire.encode_blobs(blob for _, blob in self.served)
+        return _Encoded([object_id for object_id, _ in self.served], entries, self.failed)
+
+
+@attrs.frozen
+class _Encoded:
+    """Verified blobs of one read, encoded; and the ids that failed."""
+
+    served: list[str]
+    entries: bytes
+    failed: list[str]
 
 
 def _verified(
@@ -262,15 +276,16 @@ class _Gather:
         """Run CPU-bound ``work`` on this gather's worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self.worker, work)
 
-    async def _deliver(self, extracted: _Extracted) -> list[str]:
+    async def _deliver(self, encoded: _Encoded) -> list[str]:
         """Hand the served blobs to the sink; return the ids that failed."""
-        for object_id, blob in extracted.served:
-            if object_id not in self.served:
-                self.served.add(object_id)
-                await self.sink.add(object_id, blob)
-        if extracted.failed:
+        if encoded.served:
+            # Each blob has one source per plan and plans run one after another: no
+            # blob is served twice (the sink checks).
+            self.served.update(encoded.served)
+            await self.sink.add_encoded(encoded.served, encoded.entries)
+        if encoded.failed:
             self.tally["failed_sources"] += 1
-        return extracted.failed
+        return encoded.failed
 
     async def _request(self, counter: str, request: Request) -> bytes | None:
         """One storage read: ``read_attempts`` tries, each with its own timeout.
@@ -304,7 +319,9 @@ class _Gather:
 
     async def from_cache(self, left: list[str], cache: Mapping[str, bytes]) -> list[str]:
         entries = {o: cache[o] for o in left if o in cache}
-        verified = await self._off_loop(lambda: _verified_cache(entries, self.needed, self.policy))
+        verified = await self._off_loop(
+            lambda: _verified_cache(entries, self.needed, self.policy).encoded()
+        )
         self.tally["cache_hits"] = len(verified.served)
         await self._deliver(attrs.evolve(verified, failed=[]))
         return [o for o in left if o not in self.served]
@@ -335,7 +352,7 @@ class _Gather:
         if read.ranges is None:
             return await self._read_whole(read)
         empty = {o: attrs.evolve(loc, offset=0) for o, loc in read.blobs.items() if loc.length == 0}
-        failed = await self._deliver(_extract(b"", 0, empty, self.needed, self.policy))
+        failed = await self._deliver(_extract(b"", 0, empty, self.needed, self.policy).encoded())
         by_range = _blobs_by_range(read.blobs, read.ranges)
         parts = await asyncio.gather(
             *(
@@ -355,7 +372,7 @@ class _Gather:
                 self.tally["failed_sources"] += 1
                 return list(read.blobs)
             extracted = await self._off_loop(
-                lambda: _extract_whole(data, read.blobs, self.needed, self.policy)
+                lambda: _extract_whole(data, read.blobs, self.needed, self.policy).encoded()
             )
             return await self._deliver(extracted)
 
@@ -371,7 +388,7 @@ class _Gather:
                 self.tally["failed_sources"] += 1
                 return list(blobs)
             extracted = await self._off_loop(
-                lambda: _extract(data, start, blobs, self.needed, self.policy)
+                lambda: _extract(data, start, blobs, self.needed, self.policy).encoded()
             )
             return await self._deliver(extracted)
 
@@ -411,7 +428,7 @@ class _Gather:
         data = b"".join(pieces)
         del pieces
         extracted = await self._off_loop(
-            lambda: _extract(data, span[0], blobs, self.needed, self.policy)
+            lambda: _extract(data, span[0], blobs, self.needed, self.policy).encoded()
         )
         return await self._deliver(extracted)
 
@@ -464,7 +481,7 @@ class _Gather:
             if data is None:
                 return False
             extracted = await self._off_loop(
-                lambda: _verified_cache({object_id: data}, self.needed, self.policy)
+                lambda: _verified_cache({object_id: data}, self.needed, self.policy).encoded()
             )
             return not await self._deliver(extracted) and object_id in self.served
 

@@ -313,6 +313,18 @@ def blob_tail(object_id: str, encoding: str) -> bytes:
     return _ENCODING_KEY + _pack(encoding) + tail
 
 
+def encode_blobs(blobs: Iterable[OutgoingBlob]) -> bytes:
+    """The entries of ``blobs``, in the order given, as they sit in a fetch document."""
+    pieces: list[bytes | memoryview] = []
+    for blob in blobs:
+        pieces += [
+            blob_head(len(blob.content), blob.encoding),
+            blob.content,
+            blob_tail(blob.object_id, blob.encoding),
+        ]
+    return b"".join(pieces)
+
+
 def fetch_head(commits: Sequence[Commit], snapshots: Iterable[Snapshot], blob_count: int) -> bytes:
     """Everything of a fetch document before its first blob.
 
@@ -364,15 +376,13 @@ def encode_fetch(
         The document's bytes; blob contents are copied once, into the result.
     """
     ordered_blobs = sorted(blobs, key=_digest_order)
-    pieces: list[bytes | memoryview] = [fetch_head(commits, snapshots, len(ordered_blobs))]
-    for blob in ordered_blobs:
-        pieces += [
-            blob_head(len(blob.content), blob.encoding),
-            blob.content,
-            blob_tail(blob.object_id, blob.encoding),
+    return b"".join(
+        [
+            fetch_head(commits, snapshots, len(ordered_blobs)),
+            encode_blobs(ordered_blobs),
+            fetch_tail(branch_heads),
         ]
-    pieces.append(fetch_tail(branch_heads))
-    return b"".join(pieces)
+    )
 
 
 def _array_header(length: int) -> bytes:

@@ -8,6 +8,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import attrs
+import msgpack
 import pytest
 import zstandard
 from fetchcore.adapters.faults import Faults, FaultyObjectStore
@@ -106,9 +107,13 @@ class CollectingSink:
     pieces: list[int] = attrs.field(factory=list)
     """The length of every streamed piece, in order."""
 
-    async def add(self, object_id: str, blob: OutgoingBlob) -> None:
-        assert object_id not in self.served, "each blob reaches the sink once"
-        self.served[object_id] = blob
+    async def add_encoded(self, object_ids: Sequence[str], encoded: bytes) -> None:
+        entries = msgpack.Unpacker(raw=False)
+        entries.feed(encoded)
+        for object_id, entry in zip(object_ids, entries, strict=True):
+            assert object_id not in self.served, "each blob reaches the sink once"
+            encoding = entry.get("encoding", "identity")
+            self.served[object_id] = OutgoingBlob(entry["object_id"], entry["content"], encoding)
 
     @contextlib.asynccontextmanager
     async def streamed(
