@@ -22,7 +22,7 @@ class FetchLimiter:
     """Caps shared by every fetch it is passed to (use it from one event loop)."""
 
     max_builds: int = attrs.field(default=8, validator=_at_least(1))
-    max_bytes_in_flight: int = attrs.field(default=512 * MiB, validator=_at_least(1))
+    max_bytes_in_flight: int = attrs.field(default=128 * MiB, validator=_at_least(1))
     builds: asyncio.Semaphore = attrs.field(init=False)
     bytes_in_flight: ByteBudget = attrs.field(init=False)
 
