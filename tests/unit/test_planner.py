@@ -130,6 +130,38 @@ class TestWholeOrRanged:
         assert len(ranges) == 10
         assert all(end - start == 10_000 for start, end in ranges)
 
+    def test_a_gap_of_exactly_the_coalescing_limit_is_joined(self) -> None:
+        locations = {
+            blob(1): [Location(M1, 0, 1000, "identity", 100 * MiB)],
+            blob(2): [Location(M1, 1500, 1000, "identity", 100 * MiB)],
+        }
+        policy = Policy(coalesce_gap_bytes=500, request_cost_bytes=0)
+        plan = plan_fetch(sorted(locations), locations=locations, policy=policy)
+        assert read_of(plan, M1).ranges == ((0, 2500),)
+
+    def test_a_gap_one_byte_over_the_coalescing_limit_is_not_read(self) -> None:
+        locations = {
+            blob(1): [Location(M1, 0, 1000, "identity", 100 * MiB)],
+            blob(2): [Location(M1, 1501, 1000, "identity", 100 * MiB)],
+        }
+        policy = Policy(coalesce_gap_bytes=500, request_cost_bytes=0)
+        plan = plan_fetch(sorted(locations), locations=locations, policy=policy)
+        assert read_of(plan, M1).ranges == ((0, 1000), (1501, 2501))
+
+    def test_the_cost_of_ranges_counts_one_request_per_range(self) -> None:
+        """Two ranges cost 20,000 bytes + 2 requests = 180,000; one whole GET costs
+        100,000 + 1 request = 180,000: at equal cost the single GET wins."""
+        locations = {
+            blob(1): [Location(M1, 0, 10_000, "identity", 100_000)],
+            blob(2): [Location(M1, 90_000, 10_000, "identity", 100_000)],
+        }
+        policy = Policy(coalesce_gap_bytes=0, request_cost_bytes=80_000)
+        plan = plan_fetch(sorted(locations), locations=locations, policy=policy)
+        assert read_of(plan, M1).whole
+        cheaper_requests = attrs.evolve(policy, request_cost_bytes=79_999)
+        plan = plan_fetch(sorted(locations), locations=locations, policy=cheaper_requests)
+        assert read_of(plan, M1).ranges == ((0, 10_000), (90_000, 100_000))
+
     def test_an_mpack_of_exactly_the_range_limit_may_be_read_whole(self) -> None:
         layout = packed(M1, 10, size=1000, gap=0)
         policy = Policy(max_range_bytes=10_000)
