@@ -185,9 +185,13 @@ def _preference(location: Location) -> tuple[bool, int, int, str]:
 def _homes(candidates: Sequence[Location], excluded: frozenset[str]) -> dict[str, Location]:
     """The preferred usable location in each mpack ({} if every mpack is excluded)."""
     homes: dict[str, Location] = {}
-    for location in sorted(candidates, key=_preference):
-        if location.mpack_id not in excluded:
-            homes.setdefault(location.mpack_id, location)
+    for location in candidates:
+        if location.mpack_id in excluded:
+            continue
+        current = homes.get(location.mpack_id)
+        # Preference matters only between two locations in one mpack (rare): no sort.
+        if current is None or _preference(location) < _preference(current):
+            homes[location.mpack_id] = location
     return homes
 
 
