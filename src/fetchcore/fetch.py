@@ -34,7 +34,7 @@ from fetchcore.errors import (
     ObjectUnavailableError,
 )
 from fetchcore.executor import DocumentPoisoned, NeededBlobs, check_indexed, gather_blobs
-from fetchcore.fetch_id import fetch_id
+from fetchcore.fetch_id import packed_fetch_id
 from fetchcore.graph import parents_first
 from fetchcore.limiter import FetchLimiter
 from fetchcore.model import ENCODINGS, Commit, Location, Snapshot
@@ -55,6 +55,9 @@ class _Content:
     as_written: dict[str, str]
     """canonical id -> id as the manifest wrote it, for every blob sent."""
     branch_heads: Mapping[str, str]
+    packed_commits: bytes
+    """The commits as the document encodes them (the fetch id hashes the same bytes)."""
+    packed_snapshots: bytes
 
 
 def _as_written(object_ids: Iterable[str]) -> dict[str, str]:
@@ -95,7 +98,8 @@ async def _content_to_send(
         if canonical not in present_canonical
     }
     heads = await index.branch_heads(repo_id)
-    return _Content(commits, sent, as_written, heads)
+    packed_commits, packed_snapshots = wire.pack_commits(commits), wire.pack_snapshots(sent)
+    return _Content(commits, sent, as_written, heads, packed_commits, packed_snapshots)
 
 
 @attrs.frozen
@@ -194,9 +198,9 @@ async def _serve(
     limiter: FetchLimiter | None,
 ) -> FetchResult:
     content = await _content_to_send(index, repo_id, want, have)
-    document_id = fetch_id(
-        content.commits,
-        content.snapshots,
+    document_id = packed_fetch_id(
+        content.packed_commits,
+        content.packed_snapshots,
         content.branch_heads,
         content.as_written.values(),
         encodings,
@@ -258,7 +262,9 @@ class _Build:
         try:
             writer = DocumentWriter(upload, len(needed.as_written))
             await writer.start(
-                wire.fetch_head(self.content.commits, self.content.snapshots, writer.blob_count)
+                wire.fetch_head(
+                    self.content.packed_commits, self.content.packed_snapshots, writer.blob_count
+                )
             )
             unavailable, stats = await gather_blobs(
                 self.store,

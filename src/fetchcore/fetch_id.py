@@ -19,11 +19,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import msgpack
 
-from fetchcore import ids
+from fetchcore import ids, wire
 from fetchcore.model import Commit, Snapshot
 from fetchcore.wire import canonical_value
 
-_DOMAIN = b"fetchcore fetch document v1\x00"
+_DOMAIN = b"fetchcore fetch document v2\x00"
 
 
 def fetch_id(
@@ -45,15 +45,37 @@ def fetch_id(
     Returns:
         ``sha256:<hex>`` of a canonical encoding of all of the above.
     """
-    canonical = {
-        "accept_encodings": sorted(set(accept_encodings)),
-        "blob_ids": sorted(blob_ids),
-        "branch_heads": canonical_value(dict(branch_heads)),
-        "commits": [canonical_value(commit.to_wire()) for commit in commits],
-        "snapshots": [
-            canonical_value(snapshot.to_wire())
-            for snapshot in sorted(snapshots, key=lambda s: s.snapshot_id)
-        ],
-    }
-    encoded: bytes = msgpack.packb(canonical, use_bin_type=True)
-    return ids.PREFIX + hashlib.sha256(_DOMAIN + encoded).hexdigest()
+    return packed_fetch_id(
+        wire.pack_commits(commits),
+        wire.pack_snapshots(snapshots),
+        branch_heads,
+        blob_ids,
+        accept_encodings,
+    )
+
+
+def packed_fetch_id(
+    packed_commits: bytes,
+    packed_snapshots: bytes,
+    branch_heads: Mapping[str, str],
+    blob_ids: Collection[str],
+    accept_encodings: Collection[str],
+) -> str:
+    """:func:`fetch_id` from the commits and snapshots as the document encodes them
+    (``wire.pack_commits``, ``wire.pack_snapshots``), so a large fetch encodes them once."""
+    digest = hashlib.sha256(_DOMAIN)
+    # Each part is one self-delimiting msgpack value: their concatenation is unambiguous.
+    for part in (
+        packed_commits,
+        packed_snapshots,
+        _pack(canonical_value(dict(branch_heads))),
+        _pack(sorted(blob_ids)),
+        _pack(sorted(set(accept_encodings))),
+    ):
+        digest.update(part)
+    return ids.PREFIX + digest.hexdigest()
+
+
+def _pack(value: object) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed

@@ -325,22 +325,32 @@ def encode_blobs(blobs: Iterable[OutgoingBlob]) -> bytes:
     return b"".join(pieces)
 
 
-def fetch_head(commits: Sequence[Commit], snapshots: Iterable[Snapshot], blob_count: int) -> bytes:
+def pack_commits(commits: Sequence[Commit]) -> bytes:
+    """The commits as a msgpack array, in the order sent (parents first), maps canonical."""
+    return _pack([canonical_value(c.to_wire()) for c in commits])
+
+
+def pack_snapshots(snapshots: Iterable[Snapshot]) -> bytes:
+    """The snapshots as a msgpack array in snapshot-id order, maps canonical."""
+    ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
+    return _pack([canonical_value(s.to_wire()) for s in ordered])
+
+
+def fetch_head(packed_commits: bytes, packed_snapshots: bytes, blob_count: int) -> bytes:
     """Everything of a fetch document before its first blob.
 
     Args:
-        commits: in the order they are sent (parents first).
-        snapshots: any order; written in snapshot-id order.
+        packed_commits: :func:`pack_commits` of the commits sent.
+        packed_snapshots: :func:`pack_snapshots` of their snapshots.
         blob_count: how many blob entries will follow (the array header needs it).
     """
-    ordered_snapshots = sorted(snapshots, key=lambda s: s.snapshot_id)
     return b"".join(
         [
             b"\x84",
             _pack("commits"),
-            _pack([canonical_value(c.to_wire()) for c in commits]),
+            packed_commits,
             _pack("snapshots"),
-            _pack([canonical_value(s.to_wire()) for s in ordered_snapshots]),
+            packed_snapshots,
             _pack("blobs"),
             _array_header(blob_count),
         ]
@@ -378,7 +388,7 @@ def encode_fetch(
     ordered_blobs = sorted(blobs, key=_digest_order)
     return b"".join(
         [
-            fetch_head(commits, snapshots, len(ordered_blobs)),
+            fetch_head(pack_commits(commits), pack_snapshots(snapshots), len(ordered_blobs)),
             encode_blobs(ordered_blobs),
             fetch_tail(branch_heads),
         ]
