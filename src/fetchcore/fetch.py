@@ -32,6 +32,7 @@ from fetchcore.errors import (
     IndexIntegrityError,
     InvalidRequestError,
     ObjectUnavailableError,
+    StorageError,
 )
 from fetchcore.executor import DocumentPoisoned, NeededBlobs, check_indexed, gather_blobs
 from fetchcore.fetch_id import packed_fetch_id
@@ -226,12 +227,20 @@ class _Build:
     limiter: FetchLimiter | None
 
     async def run(self) -> FetchResult:
-        if await self.store.fetch_intact(self.document_id) is True:
+        if await self._intact():
             url = await self.store.presign_fetch(self.document_id, self.policy.presign_ttl_s)
             return self._result(url, size_bytes=0, reused=True, stats=FetchStats())
         limiter = self.limiter or FetchLimiter()
         async with limiter.builds:
             return await self._build(limiter)
+
+    async def _intact(self) -> bool:
+        """Whether the stored document may be handed out; a store that fails to say
+        is treated as one that cannot tell: the document is built again."""
+        try:
+            return await self.store.fetch_intact(self.document_id) is True
+        except StorageError:
+            return False
 
     async def _build(self, limiter: FetchLimiter) -> FetchResult:
         needed = NeededBlobs(self.content.as_written, self.accept_zstd)

@@ -643,3 +643,15 @@ class OverlapDetector(IndexRepoWrapper):
 
 class ConcurrentOverlapDetector(OverlapDetector):
     concurrent_calls = True
+
+
+class TestReuseCheckFailing:
+    async def test_a_store_failing_to_say_whether_a_document_is_intact_gets_it_rebuilt(
+        self,
+    ) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commits[2]])
+        faulty = FaultyObjectStore(stack.store, faults={"fetch_intact": Faults(error=1.0)})
+        result = await serve_fetch(stack.index, faulty, repo_id=REPO, want=[commits[2]])
+        assert (result.reused, result.uploaded) == (False, True)
