@@ -325,15 +325,39 @@ def encode_blobs(blobs: Iterable[OutgoingBlob]) -> bytes:
     return b"".join(pieces)
 
 
+def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> None:
+    """Append ``canonical_value(value)`` packed, without building the sorted copy (a
+    large fetch's manifests hold millions of entries)."""
+    if isinstance(value, Mapping):
+        out += packer.pack_map_header(len(value))
+        for key in _sorted_keys(value):
+            out += packer.pack(key)
+            _pack_canonical_into(out, packer, value[key])
+    elif isinstance(value, list | tuple):
+        out += packer.pack_array_header(len(value))
+        for item in value:
+            _pack_canonical_into(out, packer, item)
+    else:
+        out += packer.pack(value)
+
+
+def _pack_canonical_list(values: Iterable[Any], count: int) -> bytes:
+    packer = msgpack.Packer(use_bin_type=True)
+    out = bytearray(packer.pack_array_header(count))
+    for value in values:
+        _pack_canonical_into(out, packer, value)
+    return bytes(out)
+
+
 def pack_commits(commits: Sequence[Commit]) -> bytes:
     """The commits as a msgpack array, in the order sent (parents first), maps canonical."""
-    return _pack([canonical_value(c.to_wire()) for c in commits])
+    return _pack_canonical_list((c.to_wire() for c in commits), len(commits))
 
 
 def pack_snapshots(snapshots: Iterable[Snapshot]) -> bytes:
     """The snapshots as a msgpack array in snapshot-id order, maps canonical."""
     ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
-    return _pack([canonical_value(s.to_wire()) for s in ordered])
+    return _pack_canonical_list((s.to_wire() for s in ordered), len(ordered))
 
 
 def fetch_head(packed_commits: bytes, packed_snapshots: bytes, blob_count: int) -> bytes:

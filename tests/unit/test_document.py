@@ -68,3 +68,25 @@ class TestDocumentWriter:
             await write(SMALL)
         await writer.finish(wire.fetch_tail({}))
         assert decode_fetch(store.fetches[FETCH_ID])["blobs"][0]["content"] == SMALL
+
+
+class TestPackedHead:
+    def test_commits_and_snapshots_pack_as_their_canonical_values(self) -> None:
+        from fetchcore import Commit, Snapshot
+        from fetchcore.wire import canonical_value
+
+        snapshots = [
+            Snapshot(
+                fake_id(f"s{i}"), {f"p{(i * 7 + j) % 13}": blob_id(bytes([j])) for j in range(9)}
+            )
+            for i in (3, 1, 2)
+        ]
+        commits = [
+            Commit("c1", "s1", ("p",), {"message": "m", "z": {"b": 1, "a": [{"y": 2, "x": 3}]}})
+        ]
+        ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
+        expected_snapshots = [canonical_value(s.to_wire()) for s in ordered]
+        assert wire.pack_snapshots(snapshots) == wire._pack(expected_snapshots)
+        assert wire.pack_commits(commits) == wire._pack(
+            [canonical_value(c.to_wire()) for c in commits]
+        )
