@@ -279,8 +279,8 @@ class _Gather:
     async def _deliver(self, encoded: _Encoded) -> list[str]:
         """Hand the served blobs to the sink; return the ids that failed."""
         if encoded.served:
-            # Each blob has one source per plan and plans run one after another: no
-            # blob is served twice (the sink checks).
+            # Each blob has one source per plan and plans run one after another, so no
+            # blob is served twice (the writer counts blobs against the announced total).
             self.served.update(encoded.served)
             await self.sink.add_encoded(encoded.served, encoded.entries)
         if encoded.failed:
