@@ -39,10 +39,11 @@ class DocumentWriter:
     _buffer: bytearray = attrs.field(factory=bytearray)
     _lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
 
-    async def start(self, head: bytes) -> None:
-        """Write everything before the first blob."""
+    async def start(self, head: Sequence[bytes]) -> None:
+        """Write everything before the first blob (``wire.fetch_head``)."""
         async with self._lock:
-            await self._write(head)
+            for piece in head:
+                await self._write(piece)
 
     async def add_encoded(self, object_ids: Sequence[str], encoded: bytes) -> None:
         """Write verified blobs already encoded as entries (``wire.encode_blobs``)."""

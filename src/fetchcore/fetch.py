@@ -56,9 +56,9 @@ class _Content:
     as_written: dict[str, str]
     """canonical id -> id as the manifest wrote it, for every blob sent."""
     branch_heads: Mapping[str, str]
-    packed_commits: bytes
+    packed_commits: wire.Packed
     """The commits as the document encodes them (the fetch id hashes the same bytes)."""
-    packed_snapshots: bytes
+    packed_snapshots: wire.Packed
 
 
 def _as_written(object_ids: Iterable[str]) -> dict[str, str]:

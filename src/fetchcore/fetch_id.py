@@ -55,8 +55,8 @@ def fetch_id(
 
 
 def packed_fetch_id(
-    packed_commits: bytes,
-    packed_snapshots: bytes,
+    packed_commits: wire.Packed,
+    packed_snapshots: wire.Packed,
     branch_heads: Mapping[str, str],
     blob_ids: Collection[str],
     accept_encodings: Collection[str],
@@ -66,8 +66,8 @@ def packed_fetch_id(
     digest = hashlib.sha256(_DOMAIN)
     # Each part is one self-delimiting msgpack value: their concatenation is unambiguous.
     for part in (
-        packed_commits,
-        packed_snapshots,
+        *packed_commits,
+        *packed_snapshots,
         _pack(canonical_value(dict(branch_heads))),
         _pack(sorted(blob_ids)),
         _pack(sorted(set(accept_encodings))),

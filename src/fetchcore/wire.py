@@ -341,43 +341,50 @@ def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> 
         out += packer.pack(value)
 
 
-def _pack_canonical_list(values: Iterable[Any], count: int) -> bytes:
+Packed = tuple[bytes, ...]
+"""One msgpack value in consecutive chunks of about a MiB: a large fetch's
+manifests are hundreds of MiB, and joining them would hold them twice."""
+_PACKED_CHUNK = 1 << 20
+
+
+def _pack_canonical_list(values: Iterable[Any], count: int) -> Packed:
     packer = msgpack.Packer(use_bin_type=True)
+    chunks: list[bytes] = []
     out = bytearray(packer.pack_array_header(count))
     for value in values:
         _pack_canonical_into(out, packer, value)
-    return bytes(out)
+        if len(out) >= _PACKED_CHUNK:
+            chunks.append(bytes(out))
+            out.clear()
+    chunks.append(bytes(out))
+    return tuple(chunks)
 
 
-def pack_commits(commits: Sequence[Commit]) -> bytes:
+def pack_commits(commits: Sequence[Commit]) -> Packed:
     """The commits as a msgpack array, in the order sent (parents first), maps canonical."""
     return _pack_canonical_list((c.to_wire() for c in commits), len(commits))
 
 
-def pack_snapshots(snapshots: Iterable[Snapshot]) -> bytes:
+def pack_snapshots(snapshots: Iterable[Snapshot]) -> Packed:
     """The snapshots as a msgpack array in snapshot-id order, maps canonical."""
     ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
     return _pack_canonical_list((s.to_wire() for s in ordered), len(ordered))
 
 
-def fetch_head(packed_commits: bytes, packed_snapshots: bytes, blob_count: int) -> bytes:
-    """Everything of a fetch document before its first blob.
+def fetch_head(packed_commits: Packed, packed_snapshots: Packed, blob_count: int) -> Packed:
+    """Everything of a fetch document before its first blob, in pieces.
 
     Args:
         packed_commits: :func:`pack_commits` of the commits sent.
         packed_snapshots: :func:`pack_snapshots` of their snapshots.
         blob_count: how many blob entries will follow (the array header needs it).
     """
-    return b"".join(
-        [
-            b"\x84",
-            _pack("commits"),
-            packed_commits,
-            _pack("snapshots"),
-            packed_snapshots,
-            _pack("blobs"),
-            _array_header(blob_count),
-        ]
+    return (
+        b"\x84" + _pack("commits"),
+        *packed_commits,
+        _pack("snapshots"),
+        *packed_snapshots,
+        _pack("blobs") + _array_header(blob_count),
     )
 
 
@@ -412,7 +419,7 @@ def encode_fetch(
     ordered_blobs = sorted(blobs, key=_digest_order)
     return b"".join(
         [
-            fetch_head(pack_commits(commits), pack_snapshots(snapshots), len(ordered_blobs)),
+            *fetch_head(pack_commits(commits), pack_snapshots(snapshots), len(ordered_blobs)),
             encode_blobs(ordered_blobs),
             fetch_tail(branch_heads),
         ]

@@ -86,7 +86,17 @@ class TestPackedHead:
         ]
         ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
         expected_snapshots = [canonical_value(s.to_wire()) for s in ordered]
-        assert wire.pack_snapshots(snapshots) == wire._pack(expected_snapshots)
-        assert wire.pack_commits(commits) == wire._pack(
+        assert b"".join(wire.pack_snapshots(snapshots)) == wire._pack(expected_snapshots)
+        assert b"".join(wire.pack_commits(commits)) == wire._pack(
             [canonical_value(c.to_wire()) for c in commits]
         )
+
+    def test_a_manifest_over_a_chunk_packs_in_pieces_that_join_to_its_canonical_value(
+        self,
+    ) -> None:
+        big = Snapshot(
+            fake_id("big"), {f"f{i:06d}": blob_id(str(i).encode()) for i in range(20_000)}
+        )
+        pieces = wire.pack_snapshots([big])
+        assert len(pieces) > 1
+        assert b"".join(pieces) == wire._pack([canonical_value(big.to_wire())])
