@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from fetchcore.adapters.memory import MemoryObjectStore
 
-from fetchcore import FetchError, wire
+from fetchcore import Commit, FetchError, Snapshot, wire
 from fetchcore.document import CHUNK_BYTES, DocumentWriter
 from fetchcore.testing import blob_id, fake_id
-from fetchcore.wire import OutgoingBlob, decode_fetch
+from fetchcore.wire import OutgoingBlob, canonical_value, decode_fetch
 
 FETCH_ID = fake_id("document")
 SMALL, LARGE = b"small blob", bytes(range(256)) * (CHUNK_BYTES // 128)
@@ -72,9 +72,6 @@ class TestDocumentWriter:
 
 class TestPackedHead:
     def test_commits_and_snapshots_pack_as_their_canonical_values(self) -> None:
-        from fetchcore import Commit, Snapshot
-        from fetchcore.wire import canonical_value
-
         snapshots = [
             Snapshot(
                 fake_id(f"s{i}"), {f"p{(i * 7 + j) % 13}": blob_id(bytes([j])) for j in range(9)}
