@@ -7,11 +7,15 @@ Rules this module keeps:
 - Few mpacks are read: an mpack that is the only home of some blob is taken
   first, then greedily the mpack covering most remaining blobs (ties: smallest id).
 - Each mpack is read once: one whole GET, or byte ranges that are sorted,
-  disjoint and cover every assigned span. When offsets are known, an mpack
-  larger than ``max_range_bytes`` is never read whole (memory stays bounded by
-  the range size); a store without ranged reads has every mpack read whole. A gap wider than
+  disjoint and cover every assigned span. A gap wider than
   ``coalesce_gap_bytes`` is never read, and a ranged read never reads more
-  than ``max_read_amplification`` times the bytes it needs.
+  than ``max_read_amplification`` times the bytes it needs, except when the
+  ranges stand in for a whole read (``tiled``).
+- When offsets are known, an mpack larger than ``max_range_bytes`` is never
+  read whole (memory stays bounded by the range size): where a whole read
+  would be chosen, it is read in tiles, consecutive ranges of at most
+  ``max_range_bytes`` cut between blobs, that read no more than the whole.
+  A store without ranged reads has every mpack read whole.
 - The plan depends on its inputs as sets, never on their order.
 """
 
@@ -67,6 +71,8 @@ class MPackRead:
     blobs: Mapping[str, Location] = attrs.field(converter=_read_only, hash=False)
     ranges: tuple[Span, ...] | None = None
     reason: str = ""
+    tiled: bool = False
+    """The ranges stand in for a whole read of an mpack over max_range_bytes."""
 
     @property
     def whole(self) -> bool:
@@ -257,19 +263,48 @@ def _read_for(mpack_id: str, home: _Home, policy: Policy, ranged_reads: bool) ->
     if not home.offsets_known:
         return MPackRead(mpack_id, blobs, None, "whole: some offsets are unknown")
     # Decided from the per-mpack totals, before any range is built.
-    whole_allowed = home.size is not None and home.size <= policy.max_range_bytes
-    if whole_allowed and (verdict := _dense_verdict(home.size or 0, home.stored, policy)):
-        return MPackRead(mpack_id, blobs, None, verdict)
+    size = home.size
+    if size is not None and (verdict := _dense_verdict(size, home.stored, policy)):
+        return _whole(mpack_id, blobs, verdict, size, policy)
     spans = [location.span for location in blobs.values()]
     clusters = _clusters([span for span in spans if span is not None and span[0] < span[1]])
     if not clusters:
         return MPackRead(mpack_id, blobs, (), "nothing to read: every blob is empty")
     needed = sum(end - start for start, end in clusters)
     ranges = _coalesce(clusters, needed, policy)
-    if whole_allowed and (verdict := _cheaper_whole_verdict(home.size or 0, ranges, policy)):
-        return MPackRead(mpack_id, blobs, None, verdict)
+    if size is not None and (verdict := _cheaper_whole_verdict(size, ranges, policy)):
+        return _whole(mpack_id, blobs, verdict, size, policy)
     reason = f"ranged: {len(ranges)} range(s), {_read_bytes(ranges)} bytes for {needed} needed"
     return MPackRead(mpack_id, blobs, tuple(ranges), reason)
+
+
+def _whole(
+    mpack_id: str,
+    blobs: Mapping[str, Location],
+    verdict: str,
+    size: int,
+    policy: Policy,
+) -> MPackRead:
+    """A whole read, or its tiles when the mpack is larger than one range."""
+    if size <= policy.max_range_bytes:
+        return MPackRead(mpack_id, blobs, None, verdict)
+    spans = [location.span for location in blobs.values()]
+    clusters = _clusters([span for span in spans if span is not None and span[0] < span[1]])
+    tiles = tuple(_tiles(clusters, policy.max_range_bytes))
+    reason = f"{verdict}; read in {len(tiles)} tile(s) of at most {policy.max_range_bytes} bytes"
+    return MPackRead(mpack_id, blobs, tiles, reason, tiled=True)
+
+
+def _tiles(clusters: list[Span], max_range_bytes: int) -> list[Span]:
+    """Consecutive ranges over ``clusters``, each at most ``max_range_bytes`` unless one
+    cluster alone is longer, cut only between clusters (a blob is never split)."""
+    tiles: list[Span] = []
+    for start, end in clusters:
+        if tiles and end - tiles[-1][0] <= max_range_bytes:
+            tiles[-1] = (tiles[-1][0], end)
+        else:
+            tiles.append((start, end))
+    return tiles
 
 
 def _dense_verdict(size: int, needed: int, policy: Policy) -> str | None:

@@ -179,6 +179,18 @@ class TestWholeOrRanged:
         assert ranges is not None
         assert all(end - start <= 10_000 for start, end in ranges)
 
+    def test_a_large_mpack_that_would_be_read_whole_is_read_in_few_tiles(self) -> None:
+        """Every 10th blob of a 41 MB mpack: read whole before, now in tiles of at most
+        max_range_bytes, a handful of requests rather than one per blob."""
+        layout = packed(M1, 10_000)
+        wanted = sorted(layout, key=lambda o: layout[o].offset or 0)[::10]
+        plan = plan_fetch(wanted, locations={o: [layout[o]] for o in wanted})
+        read = read_of(plan, M1)
+        assert read.tiled
+        assert read.ranges is not None
+        assert len(read.ranges) <= 3
+        assert all(end - start <= Policy().max_range_bytes for start, end in read.ranges)
+
     def test_a_store_without_ranged_reads_gets_whole_reads_only(self) -> None:
         layout = packed(M1, 16_384)
         wanted = sorted(layout)[::100]
@@ -250,6 +262,10 @@ def cases(draw: st.DrawFn) -> Case:
     )
 
 
+def _total(ranges: tuple[tuple[int, int], ...]) -> int:
+    return sum(end - start for start, end in ranges)
+
+
 def read_blobs(plan: FetchPlan) -> list[str]:
     return [object_id for read in plan.reads for object_id in read.blobs]
 
@@ -313,6 +329,20 @@ class TestInvariants:
 
     @settings(max_examples=200)
     @given(cases())
+    def test_tiles_read_no_more_than_the_whole_in_ranges_within_the_limit(self, case: Case) -> None:
+        for read in case.plan().reads:
+            if read.tiled:
+                assert read.ranges is not None
+                size = mpack_size(read.blobs.values())
+                assert size is not None
+                assert size > case.policy.max_range_bytes
+                assert _total(read.ranges) <= size
+                longest_blob = max((loc.length or 0 for loc in read.blobs.values()), default=0)
+                limit = max(case.policy.max_range_bytes, longest_blob)
+                assert all(end - start <= limit for start, end in read.ranges)
+
+    @settings(max_examples=200)
+    @given(cases())
     def test_an_mpack_over_the_range_limit_is_never_read_whole_when_offsets_are_known(
         self, case: Case
     ) -> None:
@@ -326,14 +356,14 @@ class TestInvariants:
     @given(cases())
     def test_gaps_wider_than_the_coalescing_limit_are_never_read(self, case: Case) -> None:
         for read in case.plan().reads:
-            if read.ranges is not None:
+            if read.ranges is not None and not read.tiled:
                 assert all(gap <= case.policy.coalesce_gap_bytes for gap in uncovered_gaps(read))
 
     @settings(max_examples=200)
     @given(cases())
     def test_a_ranged_read_stays_within_the_amplification_budget(self, case: Case) -> None:
         for read in case.plan().reads:
-            if read.ranges is not None:
+            if read.ranges is not None and not read.tiled:
                 needed = read.bytes_needed
                 assert needed is not None
                 assert read.bytes_to_read is not None
