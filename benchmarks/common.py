@@ -6,8 +6,8 @@ on the same stack, so ratios hold even on a noisy shared machine.
 Baselines (what a hub would do by hand, or the old hub did):
 - ``fetchcore.adapters.baseline.per_object_fetch``: one ``get_object`` per blob
   (sequential, or N in flight), each verified, then the same encode + upload.
-- ``raw_io_floor``: GET the covering mpacks' bytes and PUT a blob of the
-  output's size with the same client: the I/O no fetch can avoid.
+- ``raw_io_floor``: GET the covering mpacks' bytes and PUT the real fetch
+  document (under another id) with the same client: the I/O no fetch can avoid.
 """
 
 from __future__ import annotations
@@ -68,11 +68,18 @@ async def ingest_repository(
     return Repository(tuple(history))
 
 
-async def raw_io_floor(store: ObjectStore, mpack_ids: Sequence[str], output_size: int) -> int:
-    """GET every covering mpack (concurrently) and PUT a blob of the output's size."""
-    parts = await asyncio.gather(*(store.get_mpack(m) for m in mpack_ids))
-    payload = bytes(output_size)
-    await store.put_mpack(content_id(payload + b"floor"), payload)
+async def raw_io_floor(store: ObjectStore, mpack_ids: Sequence[str], document: bytes) -> int:
+    """GET every covering mpack (concurrently) and PUT ``document`` as a fetch document
+    (in parts of 8 MiB, as the stores upload them), the GETs and the PUT side by side."""
+
+    async def put() -> None:
+        upload = await store.open_fetch(content_id(document + b"floor"))
+        view = memoryview(document)
+        for start in range(0, len(document), 8 << 20):
+            await upload.write(bytes(view[start : start + (8 << 20)]))
+        await upload.commit()
+
+    parts, _ = await asyncio.gather(asyncio.gather(*(store.get_mpack(m) for m in mpack_ids)), put())
     return sum(len(p or b"") for p in parts)
 
 
@@ -124,8 +131,23 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
 
 @attrs.define
 class AlwaysUpload(ObjectStoreWrapper):
-    """A store that never admits to having an mpack, so every fetch pays for its upload
-    (otherwise repeated runs of one fetch would skip it and look cheaper than they are)."""
+    """A store that never admits to holding a fetch document intact, so every fetch is
+    built and uploaded (otherwise repeated runs would reuse the first one's document)."""
 
-    async def has_mpack(self, mpack_id: str) -> bool:
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
         return False
+
+
+@attrs.define
+class CountingReads(ObjectStoreWrapper):
+    """Counts push-mpack reads (whole and ranged) that pass through it."""
+
+    reads: int = 0
+
+    async def get_mpack(self, mpack_id: str) -> bytes | None:
+        self.reads += 1
+        return await self.inner.get_mpack(mpack_id)
+
+    async def get_mpack_range(self, mpack_id: str, start: int, end: int) -> bytes | None:
+        self.reads += 1
+        return await self.inner.get_mpack_range(mpack_id, start, end)

@@ -2,8 +2,9 @@
 
     python -m benchmarks.planner
 
-Two layouts: dense (every blob of every mpack is needed: whole reads) and
-sparse (every 10th blob: ranged reads). Targets: 1M blobs <= 2 s; time per
+Three layouts: dense (every blob of every mpack is needed: whole reads),
+sparse (every 10th blob: ranged reads) and shared (every blob in two mpacks,
+so the planner's multi-mpack cover chooses among them). Targets: 1M blobs <= 2 s; time per
 blob flat from 10k to 1M (within 1.5x). For scale, the same run also times the
 simplest loop that any planner must make: one dict lookup per needed blob.
 """
@@ -25,8 +26,9 @@ BLOB_BYTES = 4_096
 HEADER_BYTES = 80
 
 
-def layout(needed: int, every: int) -> dict[str, list[Location]]:
-    """Locations of ``needed`` blobs spread over MPACKS mpacks, every ``every``-th slot."""
+def layout(needed: int, every: int, copies: int = 1) -> dict[str, list[Location]]:
+    """Locations of ``needed`` blobs spread over MPACKS mpacks, every ``every``-th slot,
+    each blob in ``copies`` consecutive mpacks."""
     mpack_ids = [fake_id(f"mpack-{m}") for m in range(MPACKS)]
     per_mpack = needed // MPACKS * every
     size = per_mpack * (BLOB_BYTES + HEADER_BYTES) + HEADER_BYTES
@@ -36,7 +38,8 @@ def layout(needed: int, every: int) -> dict[str, list[Location]]:
         offset = HEADER_BYTES + slot * (BLOB_BYTES + HEADER_BYTES)
         object_id = "sha256:" + hashlib.sha256(index.to_bytes(8, "big")).hexdigest()
         locations[object_id] = [
-            Location(mpack_ids[index % MPACKS], offset, BLOB_BYTES, "zstd", size)
+            Location(mpack_ids[(index + copy) % MPACKS], offset, BLOB_BYTES, "zstd", size)
+            for copy in range(copies)
         ]
     return locations
 
@@ -63,9 +66,9 @@ def time_planning(
 
 def measure(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
     rows = []
-    for name, every in (("dense", 1), ("sparse", 10)):
+    for name, every, copies in (("dense", 1, 1), ("sparse", 10, 1), ("shared", 1, 2)):
         for needed in sizes:
-            locations = layout(needed, every)
+            locations = layout(needed, every, copies)
             plan, seconds, floor = time_planning(locations, repeat)
             rows.append(
                 {
@@ -94,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = measure(args.sizes, args.repeat)
     flatness = {}
-    for name in ("dense", "sparse"):
+    for name in ("dense", "sparse", "shared"):
         per_blob = [row["us_per_blob"] for row in rows if row["layout"] == name]
         flatness[name] = max(per_blob) / min(per_blob)
     write_results("planner", {"mpacks": MPACKS, "runs": rows, "per_blob_spread": flatness})

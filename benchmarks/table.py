@@ -27,28 +27,34 @@ def verdict(holds: bool) -> str:
     return "met" if holds else "**missed**"
 
 
+def _median(row: dict[str, Any]) -> float:
+    """The median of a timing (older result files have only the best run)."""
+    return float(row.get("median_s", row["best_s"]))
+
+
 def fetch_rows() -> list[tuple[str, str, str, str]]:
     runs = {run["blobs"]: run for run in load("fetch_production")["runs"]}
     run = runs[25_000]
     fc, seq, par = run["fetchcore"], run["per_object_sequential"], run["per_object_32_in_flight"]
-    return [
+    floor = _median(run["raw_io_floor"])
+    rows = [
         (
-            "25,000-blob fetch vs one GET per blob, sequential",
+            "25,000-blob fetch vs one GET per blob, sequential (medians)",
             "≥ 20×",
-            f"{run['speedup_vs_sequential']:.1f}× ({fc['best_s']:.2f} s vs {seq['best_s']:.1f} s)",
-            verdict(run["speedup_vs_sequential"] >= 20),
+            f"{_median(seq) / _median(fc):.1f}× ({_median(fc):.2f} s vs {_median(seq):.1f} s)",
+            verdict(_median(seq) / _median(fc) >= 20),
         ),
         (
             "… vs one GET per blob, 32 in flight",
             "≥ 10×",
-            f"{run['speedup_vs_32_in_flight']:.1f}× (vs {par['best_s']:.1f} s)",
-            verdict(run["speedup_vs_32_in_flight"] >= 10),
+            f"{_median(par) / _median(fc):.1f}× (vs {_median(par):.1f} s)",
+            verdict(_median(par) / _median(fc) >= 10),
         ),
         (
-            "… vs the raw I/O floor (GET covering mpacks + PUT output size)",
-            "≤ 1.5×",
-            f"{run['times_the_floor']:.2f}× (floor {run['raw_io_floor']['best_s']:.2f} s)",
-            verdict(run["times_the_floor"] <= 1.5),
+            "… fresh, vs the raw I/O floor (GET covering mpacks + PUT the document)",
+            "≤ 1.3×",
+            f"{_median(fc) / floor:.2f}× (floor {floor:.2f} s)",
+            verdict(_median(fc) / floor <= 1.3),
         ),
         (
             "storage requests of that dense fetch",
@@ -57,6 +63,27 @@ def fetch_rows() -> list[tuple[str, str, str, str]]:
             verdict(fc["requests"] == run["pushes"]),
         ),
     ]
+    repeated, concurrent = run.get("fetchcore_repeated"), run.get("fetchcore_8_concurrent")
+    if repeated is not None and concurrent is not None:
+        together = _median(concurrent) / _median(fc)
+        rows += [
+            (
+                "… repeated (the stored document reused), vs the floor",
+                "≤ 0.05×",
+                f"{_median(repeated) / floor:.3f}× ({_median(repeated):.3f} s)",
+                verdict(_median(repeated) / floor <= 0.05),
+            ),
+            (
+                "8 identical 25,000-blob fetches at once, vs one",
+                "≤ 1.3×, one set of mpack reads",
+                f"{together:.2f}×, {concurrent['push_mpack_reads_per_round']:.0f} mpack reads",
+                verdict(
+                    together <= 1.3
+                    and concurrent["push_mpack_reads_per_round"] <= concurrent["one_fetch_requests"]
+                ),
+            ),
+        ]
+    return rows
 
 
 def other_rows() -> list[tuple[str, str, str, str]]:
@@ -100,14 +127,25 @@ def other_rows() -> list[tuple[str, str, str, str]]:
             f"{'/'.join(str(s) for s in sorted(statements))} SQL statements for {counts} blobs",
             verdict(len(statements) == 1),
         ),
-        (
+        _memory_row(memory),
+    ]
+
+
+def _memory_row(memory: dict[str, Any]) -> tuple[str, str, str, str]:
+    if "peak_over_baseline" not in memory:  # a result file from before issue 10
+        return (
             "peak memory of the 25,000-blob fetch",
             "≤ 3× mpack + 100 MB",
-            f"{memory['peak_rss'] / MB:.0f} MB, whole process (budget "
-            f"{memory['budget_bytes'] / MB:.0f} MB)",
+            f"{memory['peak_rss'] / MB:.0f} MB, whole process",
             verdict(memory["within_budget"]),
-        ),
-    ]
+        )
+    return (
+        f"peak RSS of a {memory['blobs']:,}-blob fetch above the process's baseline",
+        "≤ 256 MiB",
+        f"{memory['peak_over_baseline'] / (1 << 20):.0f} MiB "
+        f"({memory['fetch_mpack_bytes'] / (1 << 20):,.0f} MiB document)",
+        verdict(memory["within_budget"]),
+    )
 
 
 def _scaling_row(run: dict[str, Any]) -> str:

@@ -319,13 +319,6 @@ def fetch_lines(result: FetchResult, took: float, out: str | None) -> list[str]:
     return lines + ([f"written to   {out}"] if out else [])
 
 
-async def read_fetch_document(store: ObjectStore, fetch_id: str) -> bytes | None:
-    # Until the streaming fetch lands, serve_fetch stores its document as a push
-    # mpack; stores written before it have no get_fetch. Then get_fetch alone will do.
-    data = await store.get_fetch(fetch_id) if hasattr(store, "get_fetch") else None
-    return data if data is not None else await store.get_mpack(fetch_id)
-
-
 async def command_fetch(args: argparse.Namespace, progress: Progress) -> Output:
     encodings = ("identity", "zstd") if args.accept_zstd else ("identity",)
     async with open_stack(args) as (index, store):
@@ -341,7 +334,7 @@ async def command_fetch(args: argparse.Namespace, progress: Progress) -> Output:
                 )
             )
         if args.out:
-            data = await read_fetch_document(store, result.mpack_id)
+            data = await store.get_fetch(result.mpack_id)
             await asyncio.to_thread(Path(args.out).write_bytes, data or b"")
     return Output(fetch_data(args, result, took), fetch_lines(result, took, args.out))
 

@@ -1,10 +1,11 @@
 """fetchcore: the fetch engine of a version-control hub.
 
 A client asks for commits (``want``) and says what it has (``have``);
-:func:`serve_fetch` answers with one fetch mpack read straight out of the push
-mpacks that :func:`ingest_push` stored. The planner (:func:`plan_fetch`) and the
-wire codec are pure; the executor talks only to the :class:`ObjectStore` and
-:class:`IndexRepo` ports (or their halves), which adapters implement; adapter
+:func:`serve_fetch` answers with one fetch document, streamed out of the push
+mpacks that :func:`ingest_push` stored, under its fetch id (a content id of
+what it sends), or handed out again if already stored intact. The planner
+(:func:`plan_fetch`) and the wire codec are pure; the executor talks only to
+the ports (:mod:`fetchcore.ports`), which adapters implement; adapter
 writers find their helpers in :mod:`fetchcore.toolkit`.
 """
 
@@ -24,6 +25,7 @@ from fetchcore.errors import (
 )
 from fetchcore.fetch import preview_fetch, serve_fetch
 from fetchcore.ingest import ingest_push
+from fetchcore.limiter import FetchLimiter
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
 from fetchcore.planner import FetchPlan, MPackRead, plan_fetch
 from fetchcore.policy import Policy
@@ -44,6 +46,7 @@ __all__ = [
     "FetchDeadlineError",
     "FetchError",
     "FetchIndex",
+    "FetchLimiter",
     "FetchNotIndexedError",
     "FetchPlan",
     "FetchPreview",

@@ -13,6 +13,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import attrs
@@ -203,3 +204,66 @@ class DecodeBudget:
         return DecodeBudgetError(
             f"a blob of {size} takes the decoded total past the limit of {self.limit} bytes"
         )
+
+
+# ── content that arrives in pieces (a blob larger than one ranged read) ──────
+
+
+def declared_size(first_piece: Buffer, encoding: str, stored_length: int) -> int | None:
+    """The decoded size of content whose first stored bytes are ``first_piece``, if known
+    before decoding: the stored length for identity, the frame header's size for zstd."""
+    if encoding == "identity":
+        return stored_length
+    try:
+        declared = zstandard.frame_content_size(first_piece)
+    except zstandard.ZstdError:
+        return None
+    return declared if declared >= 0 else None
+
+
+class PieceDecoder:
+    """Decodes and verifies stored content that arrives in pieces, in bounded memory.
+
+    :meth:`feed` each stored piece in order and write what it returns;
+    :meth:`finish` then says whether the whole decoded to exactly the bytes of
+    the id: nothing more (no bytes after the zstd frame), nothing less.
+    """
+
+    def __init__(self, object_id: str, encoding: str, max_bytes: int) -> None:
+        if encoding not in ("identity", "zstd"):
+            raise ContentError(f"unknown encoding {encoding!r:.40}")
+        self.object_id = object_id
+        self.max_bytes = max_bytes
+        self.decoded = 0
+        self._hash = hashlib.sha256()
+        self._frame = zstandard.ZstdDecompressor().decompressobj() if encoding == "zstd" else None
+
+    def feed(self, piece: Buffer) -> bytes:
+        """The decoded bytes of ``piece``.
+
+        Raises:
+            ContentError: it does not decode, or the content grows over ``max_bytes``.
+        """
+        if self._frame is None:
+            decoded = bytes(piece)
+        elif self._frame.eof:
+            raise ContentError("bytes after the end of the zstd frame")
+        else:
+            try:
+                decoded = self._frame.decompress(piece)
+            except (zstandard.ZstdError, MemoryError) as error:
+                raise ContentError(f"zstd frame does not decode ({error})") from None
+            if self._frame.unused_data:  # only ever set once the frame has ended
+                raise ContentError("bytes after the end of the zstd frame")
+        self.decoded += len(decoded)
+        if self.decoded > self.max_bytes:
+            raise ContentError(f"content grows over the limit of {self.max_bytes} bytes")
+        self._hash.update(decoded)
+        return decoded
+
+    def finish(self) -> None:
+        """Raises ContentError unless the pieces fed were all of the content of the id."""
+        if self._frame is not None and not self._frame.eof:
+            raise ContentError("the zstd frame ends early")
+        if self.object_id.removeprefix(ids.PREFIX) != self._hash.hexdigest():
+            raise ContentError(f"content does not match its id {self.object_id}")

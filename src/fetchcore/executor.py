@@ -1,16 +1,26 @@
-"""The executor: runs fetch plans against an ObjectStore until every blob is served.
+"""The executor: serves every needed blob, verified, into a sink, reading each mpack once.
 
 Rules this module keeps:
-- Only verified bytes are served: every blob is decoded and hashed against its
-  id, whichever source it came from; a blob that fails is a failed source.
-- A failed source sends its blobs to their next source: the plan is made again
-  for them with every mpack already read excluded (so each mpack is read at most
-  once per fetch), then the legacy per-object key, then ObjectUnavailableError.
-- At most ``Policy.max_in_flight`` storage requests run at once; each has
-  ``request_timeout_s``, transient failures are retried ``read_attempts`` times
-  with jittered backoff, and the whole gather fits ``deadline_s``.
-- Unresolved blobs (no cache entry, no location) raise FetchNotIndexedError
-  before any storage request.
+- A blob tries its sources in one fixed order, :data:`SOURCE_ORDER`: its
+  content-cache entry, the mpack the planner chose, the other mpacks that hold
+  it (re-planned with every mpack already read excluded, so no mpack is read
+  twice), its legacy per-object key (asked with the id as the manifest wrote
+  it), and otherwise it is unavailable. Each stage takes the blobs still
+  unserved and returns the ones it could not serve.
+- Only verified bytes leave: every blob is decoded and hashed against its id,
+  whichever source it came from; a zstd blob passed through is exactly its
+  stored frame, and that frame decoded matches the id.
+- A failure tied to one source (missing, corrupt, an InvalidRequestError such as
+  a malformed mpack id from the index, any StorageError, a timeout) fails that
+  source only; its blobs move on to their next source.
+- At most ``Policy.max_in_flight`` reads hold data at once, from the request
+  until their blobs are in the sink, so memory is bounded by the reads in
+  flight times the range size. A blob longer than ``max_range_bytes`` is read
+  in pieces of that size, decoded as a stream, hashed and written through; if
+  it then fails verification the document is poisoned (:class:`DocumentPoisoned`)
+  and the builder starts again without that mpack. Each try of a request has ``request_timeout_s``
+  (the wait for a slot does not count); a request is tried ``read_attempts``
+  times with jittered backoff.
 
 Decoding and hashing run in one worker thread per gather, so the event loop
 keeps issuing requests while earlier reads are verified. One, not several:
@@ -22,81 +32,173 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
+import functools
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, TypeVar
 
 import attrs
 
 from fetchcore import content, ids, wire
 from fetchcore.errors import (
-    FetchDeadlineError,
     FetchNotIndexedError,
     InvalidMPackError,
-    ObjectUnavailableError,
+    InvalidRequestError,
     StorageError,
 )
 from fetchcore.model import Location
-from fetchcore.planner import FetchPlan, MPackRead, plan_fetch
+from fetchcore.planner import MPackRead, plan_fetch
 from fetchcore.policy import Policy
-from fetchcore.ports import ObjectStore
+from fetchcore.ports import FetchStore, RangedReads
 from fetchcore.results import FetchStats
 from fetchcore.wire import OutgoingBlob
 
-Request = Callable[[], Awaitable[bytes | None]]
 T = TypeVar("T")
+Request = Callable[[], Awaitable[bytes | None]]
+Blobs = Mapping[str, Location]
+WritePiece = Callable[[bytes], Awaitable[None]]
+
+
+class BlobSink(Protocol):
+    """Where verified blobs go (the document writer), each once, as soon as verified."""
+
+    async def add_encoded(self, object_ids: Sequence[str], encoded: bytes) -> None:
+        """Verified blobs (canonical ids), already encoded as document entries."""
+        ...
+
+    def streamed(
+        self, object_id: str, written_id: str, encoding: str, length: int
+    ) -> AbstractAsyncContextManager[WritePiece]:
+        """A blob of ``length`` content bytes written through in pieces; the caller
+        verifies it and raises inside the block if it fails."""
+        ...
+
+
+class DocumentPoisoned(Exception):  # noqa: N818 (a signal to the builder, never raised to users)
+    """A blob written through in pieces failed after some of it reached the sink.
+
+    The document cannot be mended: the builder aborts it and builds again without
+    ``mpack_id``.
+    """
+
+    def __init__(self, mpack_id: str) -> None:
+        super().__init__(mpack_id)
+        self.mpack_id = mpack_id
+
+
+SOURCE_ORDER = ("cache", "chosen mpack", "alternate mpacks", "legacy key")
+"""Where a blob is looked for, in order; after the last it is unavailable."""
 
 
 @attrs.frozen
-class Want:
-    """What one gather must deliver and how it may deliver it."""
+class NeededBlobs:
+    """The blobs one fetch must send, and how it may send them."""
 
-    spelled: Mapping[str, str]
+    as_written: Mapping[str, str]
     """canonical id -> the id as the manifest wrote it, for every needed blob."""
     accept_zstd: bool = False
     """pass zstd-stored content through (still verified) instead of decoding it."""
 
 
+class ByteBudget:
+    """Bytes that reads may hold at once, shared by the fetches of one limiter.
+
+    A read larger than the whole budget still runs, alone: refusing it would
+    make the fetch impossible rather than bounded.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+            self.used += size
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.used -= size
+                self._changed.notify_all()
+
+
+def unindexed(
+    needed: NeededBlobs, cache: Collection[str], locations: Mapping[str, Sequence[Location]]
+) -> list[str]:
+    """The needed blobs with no cache entry and no location (sorted, as written)."""
+    missing = [o for o in needed.as_written if o not in cache and not locations.get(o)]
+    return sorted(needed.as_written[o] for o in missing)
+
+
+def check_indexed(
+    needed: NeededBlobs, cache: Collection[str], locations: Mapping[str, Sequence[Location]]
+) -> None:
+    """Raise FetchNotIndexedError for blobs that no source could ever serve (before any read)."""
+    missing = unindexed(needed, cache, locations)
+    if missing:
+        raise FetchNotIndexedError(missing)
+
+
+# ── cutting and verifying (pure, run on the worker thread) ───────────────────
+
+
 @attrs.define
 class _Extracted:
-    served: dict[str, OutgoingBlob] = attrs.field(factory=dict)
+    served: list[tuple[str, OutgoingBlob]] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
 
+    def encoded(self) -> _Encoded:
+        """The served blobs as document entries (on the worker: the loop only writes them)."""
+        entries = wire.encode_blobs(blob for _, blob in self.served)
+        return _Encoded([object_id for object_id, _ in self.served], entries, self.failed)
 
-Blobs = Mapping[str, Location]
+
+@attrs.frozen
+class _Encoded:
+    """Verified blobs of one read, encoded; and the ids that failed."""
+
+    served: list[str]
+    entries: bytes
+    failed: list[str]
 
 
-def _extract(data: bytes, base: int, blobs: Blobs, want: Want, policy: Policy) -> _Extracted:
+def _verified(
+    object_id: str, stored: memoryview | bytes, encoding: str, needed: NeededBlobs, policy: Policy
+) -> OutgoingBlob | None:
+    written = needed.as_written[object_id]
+    try:
+        decoded = content.decode_verified(object_id, stored, encoding, policy.max_blob_bytes)
+    except content.ContentError:
+        return None
+    if encoding == "zstd" and needed.accept_zstd:
+        return OutgoingBlob(written, stored, "zstd")
+    return OutgoingBlob(written, decoded)
+
+
+def _extract(
+    data: bytes, base: int, blobs: Blobs, needed: NeededBlobs, policy: Policy
+) -> _Extracted:
     """Cut, decode and verify the blobs whose stored spans lie in ``data`` (at ``base``)."""
     result = _Extracted()
     view = memoryview(data)
     for object_id, location in blobs.items():
         span = location.span
         start, end = (span[0] - base, span[1] - base) if span else (-1, -1)
-        if start < 0 or end > len(data):
-            result.failed.append(object_id)
-            continue
-        blob = _verified(object_id, view[start:end], location.encoding, want, policy)
+        blob = None
+        if 0 <= start <= end <= len(data):
+            blob = _verified(object_id, view[start:end], location.encoding, needed, policy)
         if blob is None:
             result.failed.append(object_id)
         else:
-            result.served[object_id] = blob
+            result.served.append((object_id, blob))
     return result
-
-
-def _verified(
-    object_id: str, stored: memoryview | bytes, encoding: str, want: Want, policy: Policy
-) -> OutgoingBlob | None:
-    spelled = want.spelled[object_id]
-    try:
-        decoded = content.decode_verified(object_id, stored, encoding, policy.max_blob_bytes)
-    except content.ContentError:
-        return None
-    if encoding == "zstd" and want.accept_zstd:
-        return OutgoingBlob(spelled, bytes(stored), "zstd")
-    return OutgoingBlob(spelled, decoded)
 
 
 def _located_blobs(data: bytes, blobs: Blobs, policy: Policy) -> Blobs:
@@ -112,10 +214,22 @@ def _located_blobs(data: bytes, blobs: Blobs, policy: Policy) -> Blobs:
     return {object_id: spans.get(object_id, location) for object_id, location in blobs.items()}
 
 
-def _extract_whole(data: bytes, blobs: Blobs, want: Want, policy: Policy) -> _Extracted:
+def _extract_whole(data: bytes, blobs: Blobs, needed: NeededBlobs, policy: Policy) -> _Extracted:
     if any(location.span is None for location in blobs.values()):
         blobs = _located_blobs(data, blobs, policy)
-    return _extract(data, 0, blobs, want, policy)
+    return _extract(data, 0, blobs, needed, policy)
+
+
+def _verified_cache(cache: Mapping[str, bytes], needed: NeededBlobs, policy: Policy) -> _Extracted:
+    result = _Extracted()
+    for object_id, data in cache.items():
+        if object_id in needed.as_written:
+            blob = _verified(object_id, data, "identity", needed, policy)
+            if blob is None:
+                result.failed.append(object_id)
+            else:
+                result.served.append((object_id, blob))
+    return result
 
 
 def _blobs_by_range(blobs: Blobs, ranges: Sequence[tuple[int, int]]) -> list[Blobs]:
@@ -129,33 +243,55 @@ def _blobs_by_range(blobs: Blobs, ranges: Sequence[tuple[int, int]]) -> list[Blo
     return list(groups)
 
 
+# ── one gather ───────────────────────────────────────────────────────────────
+
+
 @attrs.define
 class _Gather:
-    """The state of one gather: what is served, what failed, what was asked of the store."""
+    """The state of one gather: what was asked of the store, what is served, what is read."""
 
-    store: ObjectStore
-    want: Want
+    store: FetchStore
+    needed: NeededBlobs
     policy: Policy
+    sink: BlobSink
+    budget: ByteBudget
     tally: Counter[str] = attrs.field(factory=Counter)
     """What was asked of the store: counts named like the fields of FetchStats."""
-    served: dict[str, OutgoingBlob] = attrs.field(factory=dict)
-    unavailable: set[str] = attrs.field(factory=set)
+    served: set[str] = attrs.field(factory=set)
+    read_mpacks: set[str] = attrs.field(factory=set)
+    """Every mpack read (or tried) in this gather: never read again."""
     worker: ThreadPoolExecutor = attrs.field(
         factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetchcore-verify")
     )
-    gate: asyncio.Semaphore = attrs.field(init=False)
+    slots: asyncio.Semaphore = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.gate = asyncio.Semaphore(self.policy.max_in_flight)
+        self.slots = asyncio.Semaphore(self.policy.max_in_flight)
+
+    @property
+    def ranged(self) -> bool:
+        return isinstance(self.store, RangedReads)
 
     async def _off_loop(self, work: Callable[[], T]) -> T:
         """Run CPU-bound ``work`` on this gather's worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self.worker, work)
 
-    async def _request(self, counter: str, request: Request) -> bytes | None:
-        """One storage read with the in-flight cap, a timeout and bounded retries.
+    async def _deliver(self, encoded: _Encoded) -> list[str]:
+        """Hand the served blobs to the sink; return the ids that failed."""
+        if encoded.served:
+            # Each blob has one source per plan and plans run one after another, so no
+            # blob is served twice (the writer counts blobs against the announced total).
+            self.served.update(encoded.served)
+            await self.sink.add_encoded(encoded.served, encoded.entries)
+        if encoded.failed:
+            self.tally["failed_sources"] += 1
+        return encoded.failed
 
-        Returns None when the key is missing or the read failed for good.
+    async def _request(self, counter: str, request: Request) -> bytes | None:
+        """One storage read: ``read_attempts`` tries, each with its own timeout.
+
+        The caller holds a slot; the timeout starts only now. Returns None when the
+        key is missing or the read failed for good.
         """
         for attempt in range(self.policy.read_attempts):
             if attempt:
@@ -163,8 +299,10 @@ class _Gather:
                 await asyncio.sleep(self._backoff(attempt))
             self.tally[counter] += 1
             try:
-                async with self.gate, asyncio.timeout(self.policy.request_timeout_s):
+                async with asyncio.timeout(self.policy.request_timeout_s):
                     data = await request()
+            except InvalidRequestError:
+                return None  # a bad id stays bad: trying again cannot help
             except (StorageError, TimeoutError):
                 continue
             if data is not None:
@@ -176,135 +314,217 @@ class _Gather:
         ceiling: float = self.policy.retry_backoff_s * 2 ** (attempt - 1)
         return random.uniform(0, ceiling)
 
+    # The stages, in SOURCE_ORDER. Each takes the blobs still unserved and
+    # returns those it could not serve.
+
+    async def from_cache(self, left: list[str], cache: Mapping[str, bytes]) -> list[str]:
+        entries = {o: cache[o] for o in left if o in cache}
+        verified = await self._off_loop(
+            lambda: _verified_cache(entries, self.needed, self.policy).encoded()
+        )
+        self.tally["cache_hits"] = len(verified.served)
+        await self._deliver(attrs.evolve(verified, failed=[]))
+        return [o for o in left if o not in self.served]
+
+    async def from_mpacks(
+        self, left: list[str], locations: Mapping[str, Sequence[Location]]
+    ) -> list[str]:
+        """The chosen mpack of each blob, then its alternates until none is left unread."""
+        while True:
+            plan = plan_fetch(
+                left,
+                locations=locations,
+                excluded=self.read_mpacks,
+                policy=self.policy,
+                ranged_reads=self.ranged,
+            )
+            if not plan.reads:
+                return left
+            self.read_mpacks.update(read.mpack_id for read in plan.reads)
+            failed = await asyncio.gather(*(self._read(read) for read in plan.reads))
+            left = [*plan.legacy, *plan.unresolved, *(o for part in failed for o in part)]
+
+    async def from_legacy_keys(self, left: list[str]) -> list[str]:
+        results = await asyncio.gather(*(self._read_legacy(object_id) for object_id in left))
+        return [object_id for object_id, served in zip(left, results, strict=True) if not served]
+
     async def _read(self, read: MPackRead) -> list[str]:
-        """Serve the blobs of one mpack read; return the ids that failed."""
         if read.ranges is None:
             return await self._read_whole(read)
-        return await self._read_ranges(read, read.ranges)
-
-    async def _read_whole(self, read: MPackRead) -> list[str]:
-        data = await self._request("mpack_gets", lambda: self.store.get_mpack(read.mpack_id))
-        if data is None:
-            self.tally["failed_sources"] += 1
-            return list(read.blobs)
-        extracted = await self._off_loop(
-            lambda: _extract_whole(data, read.blobs, self.want, self.policy)
-        )
-        return self._keep(extracted)
-
-    async def _read_ranges(self, read: MPackRead, ranges: Sequence[tuple[int, int]]) -> list[str]:
-        # An empty blob needs no bytes: it is checked against its id without a request.
         empty = {o: attrs.evolve(loc, offset=0) for o, loc in read.blobs.items() if loc.length == 0}
-        failed = self._keep(_extract(b"", 0, empty, self.want, self.policy))
+        failed = await self._deliver(_extract(b"", 0, empty, self.needed, self.policy).encoded())
+        by_range = _blobs_by_range(read.blobs, read.ranges)
         parts = await asyncio.gather(
             *(
-                self._read_range(read.mpack_id, span, blobs)
-                for span, blobs in zip(ranges, _blobs_by_range(read.blobs, ranges), strict=True)
+                self._read_long_range(read.mpack_id, span, blobs)
+                if span[1] - span[0] > self.policy.max_range_bytes
+                else self._read_range(read.mpack_id, span, blobs)
+                for span, blobs in zip(read.ranges, by_range, strict=True)
             )
         )
         return failed + [object_id for part in parts for object_id in part]
 
+    async def _read_whole(self, read: MPackRead) -> list[str]:
+        expected = read.bytes_to_read or self.policy.max_range_bytes
+        async with self.slots, self.budget.hold(expected):
+            data = await self._request("mpack_gets", lambda: self.store.get_mpack(read.mpack_id))
+            if data is None:
+                self.tally["failed_sources"] += 1
+                return list(read.blobs)
+            extracted = await self._off_loop(
+                lambda: _extract_whole(data, read.blobs, self.needed, self.policy).encoded()
+            )
+            return await self._deliver(extracted)
+
     async def _read_range(self, mpack_id: str, span: tuple[int, int], blobs: Blobs) -> list[str]:
         start, end = span
-        data = await self._request(
-            "range_gets", lambda: self.store.get_mpack_range(mpack_id, start, end)
-        )
-        if data is None:
-            self.tally["failed_sources"] += 1
-            return list(blobs)
-        extracted = await self._off_loop(
-            lambda: _extract(data, start, blobs, self.want, self.policy)
-        )
-        return self._keep(extracted)
-
-    def _keep(self, extracted: _Extracted) -> list[str]:
-        if extracted.failed:
-            self.tally["failed_sources"] += 1
-        self.served.update(extracted.served)
-        return extracted.failed
-
-    async def _read_legacy(self, object_id: str) -> None:
-        spelled = self.want.spelled[object_id]
-        data = await self._request("object_gets", lambda: self.store.get_object(spelled))
-        blob = None
-        if data is not None:
-            blob = await self._off_loop(
-                lambda: _verified(object_id, data, "identity", self.want, self.policy)
+        assert isinstance(self.store, RangedReads)  # the planner makes ranges only for such stores
+        store = self.store
+        async with self.slots, self.budget.hold(end - start):
+            data = await self._request(
+                "range_gets", lambda: store.get_mpack_range(mpack_id, start, end)
             )
-        if blob is None:
-            self.unavailable.add(object_id)
-        else:
-            self.served[object_id] = blob
+            if data is None:
+                self.tally["failed_sources"] += 1
+                return list(blobs)
+            extracted = await self._off_loop(
+                lambda: _extract(data, start, blobs, self.needed, self.policy).encoded()
+            )
+            return await self._deliver(extracted)
 
-    async def run(self, plan: FetchPlan, locations: Mapping[str, Sequence[Location]]) -> None:
-        """Run ``plan``, then re-plan failed blobs until each is served or unavailable."""
-        excluded: set[str] = set()
-        while True:
-            legacy = [self._read_legacy(object_id) for object_id in plan.legacy]
-            reads = await asyncio.gather(*(self._read(r) for r in plan.reads), *legacy)
-            failed = [object_id for part in reads[: len(plan.reads)] for object_id in part or ()]
-            if not failed:
-                return
-            excluded.update(read.mpack_id for read in plan.reads)
-            plan = plan_fetch(failed, locations=locations, excluded=excluded, policy=self.policy)
-            # Blobs whose only source was a corrupt cache entry go to their legacy key.
-            plan = attrs.evolve(plan, legacy=plan.legacy + plan.unresolved, unresolved=())
+    async def _read_piece(self, mpack_id: str, span: tuple[int, int]) -> bytes | None:
+        start, end = span
+        store = self.store
+        assert isinstance(store, RangedReads)  # the planner makes ranges only for such stores
+        async with self.slots, self.budget.hold(end - start):
+            data = await self._request(
+                "range_gets", lambda: store.get_mpack_range(mpack_id, start, end)
+            )
+        return data if data is None or len(data) == end - start else None
 
+    def _pieces(self, span: tuple[int, int]) -> list[tuple[int, int]]:
+        step = self.policy.max_range_bytes
+        return [(at, min(at + step, span[1])) for at in range(span[0], span[1], step)]
 
-def _verified_cache(
-    cache: Mapping[str, bytes], want: Want, policy: Policy
-) -> dict[str, OutgoingBlob]:
-    good: dict[str, OutgoingBlob] = {}
-    for object_id, data in cache.items():
-        if object_id in want.spelled:
-            blob = _verified(object_id, data, "identity", want, policy)
-            if blob is not None:
-                good[object_id] = blob
-    return good
+    async def _read_long_range(
+        self, mpack_id: str, span: tuple[int, int], blobs: Blobs
+    ) -> list[str]:
+        """A range longer than max_range_bytes: one blob (or blobs that overlap) in pieces."""
+        if len(blobs) == 1:
+            ((object_id, location),) = blobs.items()
+            if location.span == span:
+                return await self._stream_blob(mpack_id, object_id, location)
+        return await self._read_joined(mpack_id, span, blobs)
+
+    async def _read_joined(self, mpack_id: str, span: tuple[int, int], blobs: Blobs) -> list[str]:
+        """Read ``span`` in pieces and extract its blobs from the joined bytes."""
+        pieces = []
+        for piece_span in self._pieces(span):
+            piece = await self._read_piece(mpack_id, piece_span)
+            if piece is None:
+                self.tally["failed_sources"] += 1
+                return list(blobs)
+            pieces.append(piece)
+        data = b"".join(pieces)
+        del pieces
+        extracted = await self._off_loop(
+            lambda: _extract(data, span[0], blobs, self.needed, self.policy).encoded()
+        )
+        return await self._deliver(extracted)
+
+    async def _stream_blob(self, mpack_id: str, object_id: str, location: Location) -> list[str]:
+        """Read, decode, hash and write through one blob longer than a range."""
+        assert location.span is not None
+        assert location.length is not None
+        pieces = self._pieces(location.span)
+        first = await self._read_piece(mpack_id, pieces[0])
+        if first is None:
+            self.tally["failed_sources"] += 1
+            return [object_id]
+        pass_through = location.encoding == "zstd" and self.needed.accept_zstd
+        length = (
+            location.length
+            if pass_through
+            else content.declared_size(first, location.encoding, location.length)
+        )
+        if length is None or length > self.policy.max_blob_bytes:
+            # An unsized frame must be decoded before its header can be written; one
+            # over the limit fails as it would whole. Both are bounded by max_blob_bytes.
+            return await self._read_joined(mpack_id, location.span, {object_id: location})
+        decoder = content.PieceDecoder(
+            object_id, location.encoding, location.length if pass_through else length
+        )
+        written_id = self.needed.as_written[object_id]
+        try:
+            async with self.sink.streamed(
+                object_id, written_id, "zstd" if pass_through else "identity", length
+            ) as write:
+                piece: bytes | None = first
+                for span in [None, *pieces[1:]]:
+                    if span is not None:
+                        piece = await self._read_piece(mpack_id, span)
+                    if piece is None:
+                        raise content.ContentError("a piece of the blob could not be read")
+                    decoded = await self._off_loop(functools.partial(decoder.feed, piece))
+                    await write(piece if pass_through else decoded)
+                await self._off_loop(decoder.finish)
+        except content.ContentError:
+            self.tally["failed_sources"] += 1
+            raise DocumentPoisoned(mpack_id) from None
+        self.served.add(object_id)
+        return []
+
+    async def _read_legacy(self, object_id: str) -> bool:
+        written = self.needed.as_written[object_id]
+        async with self.slots:
+            data = await self._request("object_gets", lambda: self.store.get_object(written))
+            if data is None:
+                return False
+            extracted = await self._off_loop(
+                lambda: _verified_cache({object_id: data}, self.needed, self.policy).encoded()
+            )
+            return not await self._deliver(extracted) and object_id in self.served
 
 
 async def gather_blobs(
-    store: ObjectStore,
-    want: Want,
+    store: FetchStore,
+    needed: NeededBlobs,
     *,
     cache: Mapping[str, bytes],
     locations: Mapping[str, Sequence[Location]],
     policy: Policy,
-) -> tuple[dict[str, OutgoingBlob], FetchStats]:
-    """Serve every blob of ``want`` from the cache, its mpacks or its legacy key.
+    sink: BlobSink,
+    budget: ByteBudget | None = None,
+    excluded: Collection[str] = (),
+) -> tuple[list[str], FetchStats]:
+    """Serve every needed blob into ``sink``, trying its sources in :data:`SOURCE_ORDER`.
 
     Args:
-        store: where mpacks and legacy keys are read.
-        want: the needed blobs (canonical id -> id as written) and accepted encodings.
+        store: where mpacks and legacy keys are read (read whole unless it has RangedReads).
+        needed: the needed blobs (canonical id -> id as written) and accepted encodings.
         cache: content-cache entries found for them (verified here before use).
         locations: their mpack locations.
-        policy: concurrency, retries, timeouts, deadline and read planning.
+        policy: concurrency, retries, timeouts and read planning.
+        sink: receives each verified blob once, as soon as it is verified.
+        budget: bytes that reads may hold at once (shared across fetches by a limiter).
+        excluded: mpacks not to read (they poisoned an earlier attempt).
 
     Returns:
-        The served blobs by canonical id, and what was read.
+        The canonical ids that no source could serve (sorted), and what was read.
 
     Raises:
         FetchNotIndexedError: some blobs have no cache entry and no location
             (raised before any storage request).
-        ObjectUnavailableError: some blobs could not be served from any source.
-        FetchDeadlineError: the gather ran past ``policy.deadline_s``.
+        DocumentPoisoned: a blob written through in pieces failed verification.
     """
-    cached = await asyncio.to_thread(_verified_cache, cache, want, policy)
-    plan = plan_fetch(want.spelled, cached=cached, locations=locations, policy=policy)
-    not_indexed = [object_id for object_id in plan.unresolved if object_id not in cache]
-    if not_indexed:
-        raise FetchNotIndexedError(want.spelled[o] for o in not_indexed)
-    plan = attrs.evolve(plan, legacy=plan.legacy + plan.unresolved, unresolved=())
-    gather = _Gather(store, want, policy)
-    gather.served.update(cached)
-    gather.tally["cache_hits"] = len(cached)
+    check_indexed(needed, cache, locations)
+    gather = _Gather(store, needed, policy, sink, budget or ByteBudget(1 << 62))
+    gather.read_mpacks.update(excluded)
+    left = list(needed.as_written)
     try:
-        async with asyncio.timeout(policy.deadline_s):
-            await gather.run(plan, locations)
-    except TimeoutError:
-        raise FetchDeadlineError(f"fetch ran past its deadline of {policy.deadline_s} s") from None
+        left = await gather.from_cache(left, cache)
+        left = await gather.from_mpacks(left, locations)
+        left = await gather.from_legacy_keys(left)
     finally:
         gather.worker.shutdown(wait=False, cancel_futures=True)
-    if gather.unavailable:
-        raise ObjectUnavailableError(want.spelled[o] for o in gather.unavailable)
-    return gather.served, FetchStats(**gather.tally)
+    return sorted(left), FetchStats(**gather.tally)

@@ -1,14 +1,21 @@
-"""serve_fetch: answer a client's want/have with one verified fetch mpack.
+"""serve_fetch: answer a client's want/have with one verified fetch document.
 
 The order of work is what makes the guarantees:
-1. resolve the commits (UnknownCommitError for wants outside the repository);
-2. compute the needed blobs: the manifests of the snapshots sent, minus the
-   manifests of the have commits themselves;
+1. resolve the commits, their snapshots and the branch heads (UnknownCommitError
+   for wants outside the repository), and compute the needed blobs: the
+   manifests of the snapshots sent, minus the manifests of the have commits;
+2. compute the fetch id from that content alone (:mod:`fetchcore.fetch_id`):
+   if the store holds that document intact, presign it and stop, reading no
+   push mpack; identical requests in flight in this process share one build;
 3. look up cache entries and locations and apply the not-indexed gate, all
    before any storage request;
-4. gather and verify every blob;
-5. only then encode, upload (unless already stored) and presign. A failure
-   before step 5 leaves the store untouched.
+4. stream the document into the store's upload, blob by blob in the order the
+   blobs are verified; commit only when every blob is in. Any failure or
+   cancellation aborts the upload: nothing half-written becomes visible.
+
+The index is called one call at a time unless it declares ``concurrent_calls``
+(a hub may hand over one request-scoped session), and ``Policy.deadline_s``
+covers the index calls as well as the reads.
 """
 
 from __future__ import annotations
@@ -19,33 +26,47 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 import attrs
 
 from fetchcore import ids, wire
-from fetchcore.errors import IndexIntegrityError, InvalidRequestError
-from fetchcore.executor import Want, gather_blobs
+from fetchcore.document import DocumentWriter
+from fetchcore.errors import (
+    FetchDeadlineError,
+    IndexIntegrityError,
+    InvalidRequestError,
+    ObjectUnavailableError,
+    StorageError,
+)
+from fetchcore.executor import DocumentPoisoned, NeededBlobs, check_indexed, gather_blobs
+from fetchcore.fetch_id import packed_fetch_id
 from fetchcore.graph import parents_first
+from fetchcore.limiter import FetchLimiter
 from fetchcore.model import ENCODINGS, Commit, Location, Snapshot
 from fetchcore.planner import plan_fetch
 from fetchcore.policy import Policy
-from fetchcore.ports import IndexRepo, ObjectStore
-from fetchcore.results import FetchPreview, FetchResult
+from fetchcore.ports import FetchIndex, FetchStore, allows_concurrent_calls
+from fetchcore.results import FetchPreview, FetchResult, FetchStats
+from fetchcore.single_flight import SingleFlight
 from fetchcore.validation import check_ids, check_repo_id
-from fetchcore.wire import OutgoingBlob
 
 
 @attrs.frozen
 class _Content:
-    """What a fetch sends: commits parents first, their snapshots, the needed blobs."""
+    """What a fetch sends: commits parents first, their snapshots, the needed blobs, the heads."""
 
     commits: list[Commit]
     snapshots: list[Snapshot]
-    spelled: dict[str, str]
+    as_written: dict[str, str]
+    """canonical id -> id as the manifest wrote it, for every blob sent."""
+    branch_heads: Mapping[str, str]
+    packed_commits: wire.Packed
+    """The commits as the document encodes them (the fetch id hashes the same bytes)."""
+    packed_snapshots: wire.Packed
 
 
-def _spellings(object_ids: Iterable[str]) -> dict[str, str]:
-    """canonical id -> id as written; where spellings differ, the smallest wins."""
-    spelled: dict[str, str] = {}
+def _as_written(object_ids: Iterable[str]) -> dict[str, str]:
+    """canonical id -> id as written; where the manifests write one id two ways, the smallest."""
+    as_written: dict[str, str] = {}
     for object_id in sorted(object_ids):
-        spelled.setdefault(ids.canonical(object_id), object_id)
-    return spelled
+        as_written.setdefault(ids.canonical(object_id), object_id)
+    return as_written
 
 
 def _manifest_ids(snapshots: Iterable[Snapshot]) -> set[str]:
@@ -53,7 +74,7 @@ def _manifest_ids(snapshots: Iterable[Snapshot]) -> set[str]:
 
 
 async def _snapshots_of(
-    index: IndexRepo, repo_id: str, commits: Sequence[Commit]
+    index: FetchIndex, repo_id: str, commits: Sequence[Commit]
 ) -> dict[str, Snapshot]:
     wanted = {commit.snapshot_id for commit in commits}
     found = {s.snapshot_id: s for s in await index.load_snapshots(repo_id, wanted)}
@@ -64,7 +85,7 @@ async def _snapshots_of(
 
 
 async def _content_to_send(
-    index: IndexRepo, repo_id: str, want: Collection[str], have: Collection[str]
+    index: FetchIndex, repo_id: str, want: Collection[str], have: Collection[str]
 ) -> _Content:
     commits = parents_first(await index.resolve_commits(repo_id, want, have))
     have_commits = await index.load_commits(repo_id, have) if have else []
@@ -72,12 +93,14 @@ async def _content_to_send(
     sent = [snapshots[s] for s in sorted({commit.snapshot_id for commit in commits})]
     present = _manifest_ids(snapshots[commit.snapshot_id] for commit in have_commits)
     present_canonical = {ids.canonical(object_id) for object_id in present}
-    spelled = {
+    as_written = {
         canonical: written
-        for canonical, written in _spellings(_manifest_ids(sent)).items()
+        for canonical, written in _as_written(_manifest_ids(sent)).items()
         if canonical not in present_canonical
     }
-    return _Content(commits, sent, spelled)
+    heads = await index.branch_heads(repo_id)
+    packed_commits, packed_snapshots = wire.pack_commits(commits), wire.pack_snapshots(sent)
+    return _Content(commits, sent, as_written, heads, packed_commits, packed_snapshots)
 
 
 @attrs.frozen
@@ -88,53 +111,67 @@ class _Sources:
     locations: Mapping[str, Sequence[Location]]
 
 
-async def _find_sources(index: IndexRepo, spelled: Mapping[str, str]) -> _Sources:
-    """Cache entries and locations of the needed blobs: two lookups, side by side."""
-    needed = list(spelled)
+async def _find_sources(index: FetchIndex, as_written: Mapping[str, str]) -> _Sources:
+    """Cache entries and locations of the needed blobs: side by side only if the index allows."""
+    needed = list(as_written)
     if not needed:
         return _Sources({}, {})
-    cache, locations = await asyncio.gather(index.find_cached(needed), index.find_locations(needed))
+    if allows_concurrent_calls(index):
+        cache, locations = await asyncio.gather(
+            index.find_cached(needed), index.find_locations(needed)
+        )
+    else:
+        cache = await index.find_cached(needed)
+        locations = await index.find_locations(needed)
     return _Sources(cache, locations)
 
 
-def _accepts_zstd(accept_encodings: Collection[str]) -> bool:
-    encodings = set(check_ids("accept_encodings", accept_encodings, allow_empty=False))
+def _accept_encodings(accept_encodings: Collection[str]) -> frozenset[str]:
+    encodings = frozenset(check_ids("accept_encodings", accept_encodings, allow_empty=False))
     if "identity" not in encodings or not encodings <= ENCODINGS:
         raise InvalidRequestError(
             f"accept_encodings must include 'identity' and only name {sorted(ENCODINGS)}"
         )
-    return "zstd" in encodings
+    return encodings
+
+
+_BUILDS: SingleFlight[FetchResult] = SingleFlight()
+"""The builds in flight in this process, keyed by event loop, store and fetch id."""
 
 
 async def serve_fetch(
-    index: IndexRepo,
-    store: ObjectStore,
+    index: FetchIndex,
+    store: FetchStore,
     *,
     repo_id: str,
     want: Collection[str],
     have: Collection[str] = (),
     policy: Policy = Policy(),
     accept_encodings: Collection[str] = ("identity",),
+    limiter: FetchLimiter | None = None,
 ) -> FetchResult:
-    """Build, store and presign the fetch mpack for ``want`` minus ``have``.
+    """Serve the fetch document for ``want`` minus ``have``: reuse it if stored, else build it.
 
     Args:
-        index: the index of commits, snapshots, locations and cache.
-        store: where push mpacks are read and the fetch mpack is written.
+        index: the read port of the index (commits, snapshots, locations, cache).
+        store: where push mpacks are read and the fetch document is written.
         repo_id: the repository asked for.
         want: commit ids the client wants (non-empty, all of this repository).
         have: commit ids the client has; unknown ones are ignored.
-        policy: reading, resilience and size limits.
+        policy: reading, resilience and size limits; ``deadline_s`` covers it all.
         accept_encodings: ``("identity",)`` (default) serves decoded content;
             adding ``"zstd"`` passes zstd-stored blobs through (still verified).
+        limiter: caps on builds and bytes in flight that the hub shares across
+            requests (None: this fetch alone is bounded by ``policy``).
 
     Returns:
-        The fetch mpack's id and presigned URL, its counts, and what was read.
+        The document's id and presigned URL, its counts, whether it was reused,
+        and what was read.
 
     Raises:
         InvalidRequestError: empty ``want`` or malformed arguments.
         UnknownCommitError: wanted commits that are not in this repository.
-        FetchNotIndexedError: needed blobs not indexed yet (before any storage GET).
+        FetchNotIndexedError: needed blobs not indexed yet (before any storage request).
         ObjectUnavailableError: blobs that no source could serve verified.
         FetchDeadlineError: the fetch ran past ``policy.deadline_s``.
         IndexIntegrityError: the index holds a commit without its snapshot.
@@ -143,48 +180,138 @@ async def serve_fetch(
     check_repo_id(repo_id)
     want = check_ids("want", want, allow_empty=False)
     have = check_ids("have", have, allow_empty=True)
-    accept_zstd = _accepts_zstd(accept_encodings)
+    encodings = _accept_encodings(accept_encodings)
+    try:
+        async with asyncio.timeout(policy.deadline_s):
+            return await _serve(index, store, repo_id, want, have, policy, encodings, limiter)
+    except TimeoutError:
+        raise FetchDeadlineError(f"fetch ran past its deadline of {policy.deadline_s} s") from None
 
+
+async def _serve(
+    index: FetchIndex,
+    store: FetchStore,
+    repo_id: str,
+    want: Collection[str],
+    have: Collection[str],
+    policy: Policy,
+    encodings: frozenset[str],
+    limiter: FetchLimiter | None,
+) -> FetchResult:
     content = await _content_to_send(index, repo_id, want, have)
-    sources = await _find_sources(index, content.spelled)
-    blobs, stats = await gather_blobs(
-        store,
-        Want(content.spelled, accept_zstd),
-        cache=sources.cache,
-        locations=sources.locations,
-        policy=policy,
+    document_id = packed_fetch_id(
+        content.packed_commits,
+        content.packed_snapshots,
+        content.branch_heads,
+        content.as_written.values(),
+        encodings,
     )
-    heads = await index.branch_heads(repo_id)
-    # Encoding and hashing a large document would hold the event loop: a worker does it.
-    document, mpack_id = await asyncio.to_thread(_encode, content, blobs, heads)
-    del blobs
-    # Presigning first: if it fails, nothing has been written. Signing a URL for a
-    # key about to exist is a local computation for the stores that can presign.
-    url = await store.presign_mpack(mpack_id, policy.presign_ttl_s)
-    uploaded = not await store.has_mpack(mpack_id)
-    if uploaded:
-        await store.put_mpack(mpack_id, document)
-    return FetchResult(
-        mpack_id=mpack_id,
-        mpack_url=url,
-        commit_count=len(content.commits),
-        snapshot_count=len(content.snapshots),
-        blob_count=len(content.spelled),
-        size_bytes=len(document),
-        uploaded=uploaded,
-        stats=stats,
-    )
+    build = _Build(index, store, content, document_id, policy, "zstd" in encodings, limiter)
+    key = (id(asyncio.get_running_loop()), id(store), document_id)
+    result, shared = await _BUILDS.run(key, build.run)
+    if shared:
+        return attrs.evolve(result, uploaded=False, reused=True, size_bytes=0, stats=FetchStats())
+    return result
 
 
-def _encode(
-    content: _Content, blobs: Mapping[str, OutgoingBlob], heads: Mapping[str, str]
-) -> tuple[bytes, str]:
-    document = wire.encode_fetch(content.commits, content.snapshots, blobs.values(), heads)
-    return document, ids.content_id(document)
+@attrs.frozen
+class _Build:
+    """Reuse the stored document if it is intact, else build it."""
+
+    index: FetchIndex
+    store: FetchStore
+    content: _Content
+    document_id: str
+    policy: Policy
+    accept_zstd: bool
+    limiter: FetchLimiter | None
+
+    async def run(self) -> FetchResult:
+        if await self._intact():
+            url = await self.store.presign_fetch(self.document_id, self.policy.presign_ttl_s)
+            return self._result(url, size_bytes=0, reused=True, stats=FetchStats())
+        limiter = self.limiter or FetchLimiter()
+        async with limiter.builds:
+            return await self._build(limiter)
+
+    async def _intact(self) -> bool:
+        """Whether the stored document may be handed out; a store that fails to say
+        is treated as one that cannot tell: the document is built again."""
+        try:
+            return await self.store.fetch_intact(self.document_id) is True
+        except StorageError:
+            return False
+
+    async def _build(self, limiter: FetchLimiter) -> FetchResult:
+        needed = NeededBlobs(self.content.as_written, self.accept_zstd)
+        sources = await _find_sources(self.index, self.content.as_written)
+        check_indexed(needed, sources.cache, sources.locations)
+        # Presigning first: if it fails, nothing has been written. Signing a URL for a
+        # key about to exist is a local computation for the stores that can presign.
+        url = await self.store.presign_fetch(self.document_id, self.policy.presign_ttl_s)
+        excluded: set[str] = set()
+        while True:
+            try:
+                size, stats = await self._write_document(needed, sources, limiter, excluded)
+            except DocumentPoisoned as poisoned:
+                # Rare (a large blob corrupt in its mpack): build again without that mpack.
+                excluded.add(poisoned.mpack_id)
+                continue
+            return self._result(url, size_bytes=size, reused=False, stats=stats)
+
+    async def _write_document(
+        self,
+        needed: NeededBlobs,
+        sources: _Sources,
+        limiter: FetchLimiter,
+        excluded: Collection[str],
+    ) -> tuple[int, FetchStats]:
+        """One attempt: stream the document into a new upload; abort it on any failure."""
+        upload = await self.store.open_fetch(self.document_id)
+        try:
+            writer = DocumentWriter(upload, len(needed.as_written))
+            await writer.start(
+                wire.fetch_head(
+                    self.content.packed_commits, self.content.packed_snapshots, writer.blob_count
+                )
+            )
+            unavailable, stats = await gather_blobs(
+                self.store,
+                needed,
+                cache=sources.cache,
+                locations=sources.locations,
+                policy=self.policy,
+                sink=writer,
+                budget=limiter.bytes_in_flight,
+                excluded=excluded,
+            )
+            if unavailable:
+                raise ObjectUnavailableError(needed.as_written[o] for o in unavailable)
+            size = await writer.finish(wire.fetch_tail(self.content.branch_heads))
+        except BaseException:
+            # Shielded: a second cancellation must not leave the upload half-aborted.
+            await asyncio.shield(upload.abort())
+            raise
+        return size, stats
+
+    def _result(
+        self, url: str | None, *, size_bytes: int, reused: bool, stats: FetchStats
+    ) -> FetchResult:
+        return FetchResult(
+            mpack_id=self.document_id,
+            mpack_url=url,
+            commit_count=len(self.content.commits),
+            snapshot_count=len(self.content.snapshots),
+            blob_count=len(self.content.as_written),
+            size_bytes=size_bytes,
+            uploaded=not reused,
+            reused=reused,
+            stats=stats,
+        )
 
 
 async def preview_fetch(
-    index: IndexRepo,
+    index: FetchIndex,
     *,
     repo_id: str,
     want: Collection[str],
@@ -202,15 +329,21 @@ async def preview_fetch(
     check_repo_id(repo_id)
     want = check_ids("want", want, allow_empty=False)
     have = check_ids("have", have, allow_empty=True)
-    content = await _content_to_send(index, repo_id, want, have)
-    sources = await _find_sources(index, content.spelled)
+    try:
+        async with asyncio.timeout(policy.deadline_s):
+            content = await _content_to_send(index, repo_id, want, have)
+            sources = await _find_sources(index, content.as_written)
+    except TimeoutError:
+        raise FetchDeadlineError(
+            f"preview ran past its deadline of {policy.deadline_s} s"
+        ) from None
     plan = plan_fetch(
-        content.spelled, cached=sources.cache, locations=sources.locations, policy=policy
+        content.as_written, cached=sources.cache, locations=sources.locations, policy=policy
     )
     return FetchPreview(
         commit_count=len(content.commits),
         snapshot_count=len(content.snapshots),
-        blob_count=len(content.spelled),
+        blob_count=len(content.as_written),
         cached_bytes=sum(len(sources.cache[object_id]) for object_id in plan.cached),
         plan=plan,
     )

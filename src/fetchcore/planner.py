@@ -9,7 +9,13 @@ Rules this module keeps:
 - Each mpack is read once: one whole GET, or byte ranges that are sorted,
   disjoint and cover every assigned span. A gap wider than
   ``coalesce_gap_bytes`` is never read, and a ranged read never reads more
-  than ``max_read_amplification`` times the bytes it needs.
+  than ``max_read_amplification`` times the bytes it needs, except when the
+  ranges stand in for a whole read (``tiled``).
+- When offsets are known, an mpack larger than ``max_range_bytes`` is never
+  read whole (memory stays bounded by the range size): where a whole read
+  would be chosen, it is read in tiles, consecutive ranges of at most
+  ``max_range_bytes`` cut between blobs, that read no more than the whole.
+  A store without ranged reads has every mpack read whole.
 - The plan depends on its inputs as sets, never on their order.
 """
 
@@ -65,6 +71,8 @@ class MPackRead:
     blobs: Mapping[str, Location] = attrs.field(converter=_read_only, hash=False)
     ranges: tuple[Span, ...] | None = None
     reason: str = ""
+    tiled: bool = False
+    """The ranges stand in for a whole read of an mpack over max_range_bytes."""
 
     @property
     def whole(self) -> bool:
@@ -112,6 +120,7 @@ def plan_fetch(
     locations: Mapping[str, Sequence[Location]] | None = None,
     excluded: Collection[str] = frozenset(),
     policy: Policy = Policy(),
+    ranged_reads: bool = True,
 ) -> FetchPlan:
     """Choose the first source of every needed blob and how to read each mpack.
 
@@ -121,6 +130,8 @@ def plan_fetch(
         locations: every known mpack location of the ids.
         excluded: mpacks that must not be read (failed, or already read this fetch).
         policy: coalescing, range and amplification limits.
+        ranged_reads: whether the store serves byte ranges; without them every
+            mpack is read whole.
 
     Returns:
         A plan; ``plan.unresolved`` lists the ids with no cache entry and no location.
@@ -164,7 +175,8 @@ def plan_fetch(
                 many_homes.append((object_id, homes))
     assigned = _assign_shared(sole_home, many_homes)
     reads = tuple(
-        _read_for(mpack_id, blobs, policy) for mpack_id, blobs in sorted(assigned.items())
+        _read_for(mpack_id, blobs, policy, ranged_reads)
+        for mpack_id, blobs in sorted(assigned.items())
     )
     return FetchPlan(
         tuple(sorted(from_cache)), reads, tuple(sorted(legacy)), tuple(sorted(unresolved))
@@ -179,9 +191,13 @@ def _preference(location: Location) -> tuple[bool, int, int, str]:
 def _homes(candidates: Sequence[Location], excluded: frozenset[str]) -> dict[str, Location]:
     """The preferred usable location in each mpack ({} if every mpack is excluded)."""
     homes: dict[str, Location] = {}
-    for location in sorted(candidates, key=_preference):
-        if location.mpack_id not in excluded:
-            homes.setdefault(location.mpack_id, location)
+    for location in candidates:
+        if location.mpack_id in excluded:
+            continue
+        current = homes.get(location.mpack_id)
+        # Preference matters only between two locations in one mpack (rare): no sort.
+        if current is None or _preference(location) < _preference(current):
+            homes[location.mpack_id] = location
     return homes
 
 
@@ -240,13 +256,16 @@ def mpack_size(locations: Iterable[Location]) -> int | None:
     )
 
 
-def _read_for(mpack_id: str, home: _Home, policy: Policy) -> MPackRead:
+def _read_for(mpack_id: str, home: _Home, policy: Policy, ranged_reads: bool) -> MPackRead:
     blobs = MappingProxyType(home.blobs)
+    if not ranged_reads:
+        return MPackRead(mpack_id, blobs, None, "whole: the store reads no ranges")
     if not home.offsets_known:
         return MPackRead(mpack_id, blobs, None, "whole: some offsets are unknown")
+    # Decided from the per-mpack totals, before any range is built.
     size = home.size
     if size is not None and (verdict := _dense_verdict(size, home.stored, policy)):
-        return MPackRead(mpack_id, blobs, None, verdict)
+        return _whole(mpack_id, blobs, verdict, size, policy)
     spans = [location.span for location in blobs.values()]
     clusters = _clusters([span for span in spans if span is not None and span[0] < span[1]])
     if not clusters:
@@ -254,9 +273,38 @@ def _read_for(mpack_id: str, home: _Home, policy: Policy) -> MPackRead:
     needed = sum(end - start for start, end in clusters)
     ranges = _coalesce(clusters, needed, policy)
     if size is not None and (verdict := _cheaper_whole_verdict(size, ranges, policy)):
-        return MPackRead(mpack_id, blobs, None, verdict)
+        return _whole(mpack_id, blobs, verdict, size, policy)
     reason = f"ranged: {len(ranges)} range(s), {_read_bytes(ranges)} bytes for {needed} needed"
     return MPackRead(mpack_id, blobs, tuple(ranges), reason)
+
+
+def _whole(
+    mpack_id: str,
+    blobs: Mapping[str, Location],
+    verdict: str,
+    size: int,
+    policy: Policy,
+) -> MPackRead:
+    """A whole read, or its tiles when the mpack is larger than one range."""
+    if size <= policy.max_range_bytes:
+        return MPackRead(mpack_id, blobs, None, verdict)
+    spans = [location.span for location in blobs.values()]
+    clusters = _clusters([span for span in spans if span is not None and span[0] < span[1]])
+    tiles = tuple(_tiles(clusters, policy.max_range_bytes))
+    reason = f"{verdict}; read in {len(tiles)} tile(s) of at most {policy.max_range_bytes} bytes"
+    return MPackRead(mpack_id, blobs, tiles, reason, tiled=True)
+
+
+def _tiles(clusters: list[Span], max_range_bytes: int) -> list[Span]:
+    """Consecutive ranges over ``clusters``, each at most ``max_range_bytes`` unless one
+    cluster alone is longer, cut only between clusters (a blob is never split)."""
+    tiles: list[Span] = []
+    for start, end in clusters:
+        if tiles and end - tiles[-1][0] <= max_range_bytes:
+            tiles[-1] = (tiles[-1][0], end)
+        else:
+            tiles.append((start, end))
+    return tiles
 
 
 def _dense_verdict(size: int, needed: int, policy: Policy) -> str | None:

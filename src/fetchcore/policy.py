@@ -18,18 +18,21 @@ MAX_PRESIGN_TTL_S = 7 * 24 * 3600
 """The longest a presigned URL may live: S3's SigV4 maximum (7 days)."""
 
 
-def _refuse(attribute: attrs.Attribute[Any], wanted: str, value: Any) -> InvalidRequestError:
-    return InvalidRequestError(f"Policy.{attribute.name} must be {wanted}, not {value!r}")
+def _refuse(
+    instance: object, attribute: attrs.Attribute[Any], wanted: str, value: Any
+) -> InvalidRequestError:
+    owner = type(instance).__name__
+    return InvalidRequestError(f"{owner}.{attribute.name} must be {wanted}, not {value!r:.80}")
 
 
-def _integer(minimum: int, maximum: int | None = None) -> Any:
-    """An int (not a bool, not a float, however whole) within [minimum, maximum]."""
+def integer_within(minimum: int, maximum: int | None = None) -> Any:
+    """An attrs validator: an int (not a bool, nor a float however whole) in [minimum, maximum]."""
     wanted = f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
 
     def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         is_int = isinstance(value, int) and not isinstance(value, bool)
         if not is_int or value < minimum or (maximum is not None and value > maximum):
-            raise _refuse(attribute, wanted, value)
+            raise _refuse(instance, attribute, wanted, value)
 
     return check
 
@@ -40,7 +43,7 @@ def _real(minimum: float) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         if not is_number or not math.isfinite(value) or value < minimum:
-            raise _refuse(attribute, f"a finite number >= {minimum}", value)
+            raise _refuse(instance, attribute, f"a finite number >= {minimum}", value)
 
     return check
 
@@ -102,26 +105,26 @@ class Policy:
         max_manifest_entries, max_id_length, max_depth (nesting of carried fields).
     """
 
-    max_in_flight: int = attrs.field(default=16, validator=_integer(1))
-    coalesce_gap_bytes: int = attrs.field(default=1 * MiB, validator=_integer(0))
-    max_range_bytes: int = attrs.field(default=16 * MiB, validator=_integer(1))
+    max_in_flight: int = attrs.field(default=16, validator=integer_within(1))
+    coalesce_gap_bytes: int = attrs.field(default=1 * MiB, validator=integer_within(0))
+    max_range_bytes: int = attrs.field(default=16 * MiB, validator=integer_within(1))
     max_read_amplification: float = attrs.field(default=2.0, validator=_real(1.0))
-    request_cost_bytes: int = attrs.field(default=256 * KiB, validator=_integer(0))
-    presign_ttl_s: int = attrs.field(default=3600, validator=_integer(1, MAX_PRESIGN_TTL_S))
+    request_cost_bytes: int = attrs.field(default=256 * KiB, validator=integer_within(0))
+    presign_ttl_s: int = attrs.field(default=3600, validator=integer_within(1, MAX_PRESIGN_TTL_S))
 
-    read_attempts: int = attrs.field(default=3, validator=_integer(1))
+    read_attempts: int = attrs.field(default=3, validator=integer_within(1))
     retry_backoff_s: float = attrs.field(default=0.05, validator=_real(0))
     request_timeout_s: float = attrs.field(default=60.0, validator=_real(0.001))
     deadline_s: float | None = attrs.field(default=None, validator=_optional_real(0.001))
-    max_legacy_gets: int = attrs.field(default=1_000, validator=_integer(0))
+    max_legacy_gets: int = attrs.field(default=1_000, validator=integer_within(0))
 
-    max_blob_bytes: int = attrs.field(default=256 * MiB, validator=_integer(0))
-    cache_max_bytes: int = attrs.field(default=0, validator=_integer(0))
-    max_push_decoded_bytes: int = attrs.field(default=4 * GiB, validator=_integer(0))
-    max_fetch_decoded_bytes: int = attrs.field(default=4 * GiB, validator=_integer(0))
+    max_blob_bytes: int = attrs.field(default=256 * MiB, validator=integer_within(0))
+    cache_max_bytes: int = attrs.field(default=0, validator=integer_within(0))
+    max_push_decoded_bytes: int = attrs.field(default=4 * GiB, validator=integer_within(0))
+    max_fetch_decoded_bytes: int = attrs.field(default=4 * GiB, validator=integer_within(0))
 
-    max_document_bytes: int = attrs.field(default=2 * GiB, validator=_integer(1))
-    max_entries: int = attrs.field(default=1_000_000, validator=_integer(1))
-    max_manifest_entries: int = attrs.field(default=1_000_000, validator=_integer(1))
-    max_id_length: int = attrs.field(default=256, validator=_integer(64 + len("sha256:")))
-    max_depth: int = attrs.field(default=32, validator=_integer(1))
+    max_document_bytes: int = attrs.field(default=2 * GiB, validator=integer_within(1))
+    max_entries: int = attrs.field(default=1_000_000, validator=integer_within(1))
+    max_manifest_entries: int = attrs.field(default=1_000_000, validator=integer_within(1))
+    max_id_length: int = attrs.field(default=256, validator=integer_within(64 + len("sha256:")))
+    max_depth: int = attrs.field(default=32, validator=integer_within(1))

@@ -38,7 +38,18 @@ class FetchStats:
 
 @attrs.frozen
 class FetchResult:
-    """A served fetch: the fetch mpack's id, where to download it, and what it holds."""
+    """A served fetch: the fetch document's id, where to download it, and what it holds.
+
+    Attributes:
+        mpack_id: the fetch id, a content id of what the document sends (see
+            :mod:`fetchcore.fetch_id`); the same request gives the same id.
+        mpack_url: a presigned URL of the document, or None if the store cannot sign.
+        uploaded: this call wrote the document.
+        reused: the document was already stored intact (or was being built by an
+            identical request in this process), so this call read no push mpack.
+        size_bytes: the bytes this call wrote; 0 when it wrote nothing (reused).
+        stats: what this call read from storage.
+    """
 
     mpack_id: str
     mpack_url: str | None
@@ -47,6 +58,7 @@ class FetchResult:
     blob_count: int
     size_bytes: int
     uploaded: bool
+    reused: bool
     stats: FetchStats
 
 

@@ -11,8 +11,11 @@ Rules this module keeps:
 - An id written twice in a push (commit, snapshot, branch) must carry one content.
 - For every blob the parser reports the byte span of its stored content inside
   the document, so that a later fetch can read exactly those bytes.
-- Encoding is canonical: maps are written with sorted keys, snapshots and blobs
-  in id order, so the same content always gives the same bytes (and mpack id).
+- Encoding is canonical where order is not information: maps are written with
+  sorted keys and snapshots in id order. A fetch document is written in pieces
+  (:func:`fetch_head`, then per blob :func:`blob_head`, its content and
+  :func:`blob_tail`, then :func:`fetch_tail`), so blobs can be streamed in the
+  order they are read; clients verify each blob by its id.
 """
 
 from __future__ import annotations
@@ -376,13 +379,102 @@ _IDENTITY_HEAD = b"\x82" + _CONTENT_KEY  # a map of two: content, object_id
 _ENCODED_HEAD = b"\x83" + _CONTENT_KEY  # a map of three: content, encoding, object_id
 
 
-def _blob_pieces(blob: OutgoingBlob) -> tuple[bytes, bytes | memoryview, bytes]:
-    """The blob's map as (head, content, tail): the content itself is not copied here."""
-    tail = _ID_KEY + _pack(blob.object_id)
-    if blob.encoding == "identity":
-        return _IDENTITY_HEAD + _bin_header(len(blob.content)), blob.content, tail
-    head = _ENCODED_HEAD + _bin_header(len(blob.content))
-    return head, blob.content, _ENCODING_KEY + _pack(blob.encoding) + tail
+def blob_head(content_length: int, encoding: str) -> bytes:
+    """The bytes of a blob's map that come before its content.
+
+    The content goes first in the map so that a streaming writer needs only its
+    length, not its id or bytes, to start the entry.
+    """
+    head = _IDENTITY_HEAD if encoding == "identity" else _ENCODED_HEAD
+    return head + _bin_header(content_length)
+
+
+def blob_tail(object_id: str, encoding: str) -> bytes:
+    """The bytes of a blob's map that come after its content (identity carries no encoding)."""
+    tail = _ID_KEY + _pack(object_id)
+    if encoding == "identity":
+        return tail
+    return _ENCODING_KEY + _pack(encoding) + tail
+
+
+def encode_blobs(blobs: Iterable[OutgoingBlob]) -> bytes:
+    """The entries of ``blobs``, in the order given, as they sit in a fetch document."""
+    pieces: list[bytes | memoryview] = []
+    for blob in blobs:
+        pieces += [
+            blob_head(len(blob.content), blob.encoding),
+            blob.content,
+            blob_tail(blob.object_id, blob.encoding),
+        ]
+    return b"".join(pieces)
+
+
+def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> None:
+    """Append ``canonical_value(value)`` packed, without building the sorted copy (a
+    large fetch's manifests hold millions of entries)."""
+    if isinstance(value, Mapping):
+        out += packer.pack_map_header(len(value))
+        for key in _sorted_keys(value):
+            out += packer.pack(key)
+            _pack_canonical_into(out, packer, value[key])
+    elif isinstance(value, list | tuple):
+        out += packer.pack_array_header(len(value))
+        for item in value:
+            _pack_canonical_into(out, packer, item)
+    else:
+        out += packer.pack(value)
+
+
+Packed = tuple[bytes, ...]
+"""One msgpack value in consecutive chunks of about a MiB: a large fetch's
+manifests are hundreds of MiB, and joining them would hold them twice."""
+_PACKED_CHUNK = 1 << 20
+
+
+def _pack_canonical_list(values: Iterable[Any], count: int) -> Packed:
+    packer = msgpack.Packer(use_bin_type=True)
+    chunks: list[bytes] = []
+    out = bytearray(packer.pack_array_header(count))
+    for value in values:
+        _pack_canonical_into(out, packer, value)
+        if len(out) >= _PACKED_CHUNK:
+            chunks.append(bytes(out))
+            out.clear()
+    chunks.append(bytes(out))
+    return tuple(chunks)
+
+
+def pack_commits(commits: Sequence[Commit]) -> Packed:
+    """The commits as a msgpack array, in the order sent (parents first), maps canonical."""
+    return _pack_canonical_list((c.to_wire() for c in commits), len(commits))
+
+
+def pack_snapshots(snapshots: Iterable[Snapshot]) -> Packed:
+    """The snapshots as a msgpack array in snapshot-id order, maps canonical."""
+    ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
+    return _pack_canonical_list((s.to_wire() for s in ordered), len(ordered))
+
+
+def fetch_head(packed_commits: Packed, packed_snapshots: Packed, blob_count: int) -> Packed:
+    """Everything of a fetch document before its first blob, in pieces.
+
+    Args:
+        packed_commits: :func:`pack_commits` of the commits sent.
+        packed_snapshots: :func:`pack_snapshots` of their snapshots.
+        blob_count: how many blob entries will follow (the array header needs it).
+    """
+    return (
+        b"\x84" + _pack("commits"),
+        *packed_commits,
+        _pack("snapshots"),
+        *packed_snapshots,
+        _pack("blobs") + _array_header(blob_count),
+    )
+
+
+def fetch_tail(branch_heads: Mapping[str, str]) -> bytes:
+    """Everything of a fetch document after its last blob."""
+    return _pack("branch_heads") + _pack(canonical_value(dict(branch_heads)))
 
 
 def _digest_order(blob: OutgoingBlob) -> str:
@@ -395,7 +487,8 @@ def encode_fetch(
     blobs: Iterable[OutgoingBlob],
     branch_heads: Mapping[str, str],
 ) -> bytes:
-    """Encode a fetch mpack canonically.
+    """Encode a whole fetch document in memory, blobs in digest order (for tools and tests;
+    :func:`~fetchcore.serve_fetch` streams the same pieces in the order blobs are read).
 
     Args:
         commits: in the order they are sent (parents first).
@@ -407,21 +500,14 @@ def encode_fetch(
     Returns:
         The document's bytes; blob contents are copied once, into the result.
     """
-    ordered_snapshots = sorted(snapshots, key=lambda s: s.snapshot_id)
     ordered_blobs = sorted(blobs, key=_digest_order)
-    pieces: list[bytes | memoryview] = [
-        b"\x84",
-        _pack("commits"),
-        _pack([canonical_value(c.to_wire()) for c in commits]),
-        _pack("snapshots"),
-        _pack([canonical_value(s.to_wire()) for s in ordered_snapshots]),
-        _pack("blobs"),
-        _array_header(len(ordered_blobs)),
-    ]
-    for blob in ordered_blobs:
-        pieces.extend(_blob_pieces(blob))
-    pieces += [_pack("branch_heads"), _pack(canonical_value(dict(branch_heads)))]
-    return b"".join(pieces)
+    return b"".join(
+        [
+            *fetch_head(pack_commits(commits), pack_snapshots(snapshots), len(ordered_blobs)),
+            encode_blobs(ordered_blobs),
+            fetch_tail(branch_heads),
+        ]
+    )
 
 
 def _array_header(length: int) -> bytes:

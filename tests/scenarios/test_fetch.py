@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any, TypeVar
 
+import attrs
 import pytest
 from fetchcore.adapters.faults import Faults, FaultyObjectStore
 from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
 from fetchcore.adapters.recording import RecordingObjectStore
+from fetchcore.adapters.wrapping import IndexRepoWrapper, ObjectStoreWrapper
 
 from fetchcore import (
+    Commit,
+    FetchDeadlineError,
     FetchError,
+    FetchLimiter,
     FetchNotIndexedError,
     InvalidRequestError,
+    Location,
     ObjectUnavailableError,
+    Policy,
+    Snapshot,
     UnknownCommitError,
     ingest_push,
     preview_fetch,
@@ -23,11 +33,13 @@ from fetchcore import (
 )
 from fetchcore.content import decode
 from fetchcore.ids import content_id
+from fetchcore.ports import FetchUpload
 from fetchcore.testing import blob_entry, blob_id, commit_entry, fake_id, snapshot_entry
 from fetchcore.wire import decode_fetch, encode_push
 from tests.conftest import Stack
 from tests.scenarios.seeding import make_commit, push_of
 
+T = TypeVar("T")
 REPO = "alice/songs"
 OTHER = "mallory/other"
 
@@ -41,10 +53,9 @@ async def ingest(stack: Stack, data: bytes, repo_id: str = REPO) -> None:
     await ingest_push(stack.index, stack.store, repo_id=repo_id, mpack=data)
 
 
-async def fetched(stack: Stack, mpack_id: str) -> dict[str, Any]:
-    data = await stack.store.inner.get_mpack(mpack_id)
-    assert data is not None
-    assert content_id(data) == mpack_id, "the fetch mpack is stored under its content id"
+async def fetched(stack: Stack, fetch_id: str) -> dict[str, Any]:
+    data = await stack.store.inner.get_fetch(fetch_id)
+    assert data is not None, "the fetch document is stored under its fetch id"
     return decode_fetch(data)
 
 
@@ -190,7 +201,8 @@ class TestGate:
         with pytest.raises(FetchNotIndexedError) as raised:
             await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commit.commit_id])
         assert raised.value.object_ids == (blob_id(unindexed, bare=True),)
-        assert stack.store.calls == [], "nothing is read (or written) before the gate"
+        asked = [call.method for call in stack.store.calls]
+        assert asked == ["fetch_intact"], "nothing is read or written before the gate"
 
 
 class TestReads:
@@ -261,6 +273,8 @@ class TestVerificationAndFailure:
         assert raised.value.object_ids == (blob_id(payload),)
         assert stack.store.ids_of("put_mpack") == []
         assert stack.store.ids_of("has_mpack") == []
+        assert await stack.store.inner.fetch_intact(stack.store.ids_of("open_fetch")[0]) is False
+        assert await stack.store.inner.get_fetch(stack.store.ids_of("open_fetch")[0]) is None
 
 
 class TestResult:
@@ -269,10 +283,14 @@ class TestResult:
     ) -> None:
         commits = await three_commits(stack)
         first = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commits[2]])
+        stack.store.calls.clear()
         second = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commits[2]])
         assert first.mpack_id == second.mpack_id
         assert (first.uploaded, second.uploaded) == (True, False)
-        assert stack.store.ids_of("put_mpack").count(first.mpack_id) == 1
+        assert (first.reused, second.reused) == (False, True)
+        assert stack.store.reads == [], "a reused document reads no push mpack"
+        assert stack.store.ids_of("open_fetch") == []
+        assert second.mpack_url is not None or first.mpack_url is None
 
     async def test_every_stack_produces_the_bytes_the_memory_stack_produces(
         self, stack: Stack
@@ -303,3 +321,337 @@ class TestPreview:
         assert result.stats.requests == preview.plan.request_count
         read_mpacks = {call.args[0] for call in stack.store.reads}
         assert read_mpacks == {read.mpack_id for read in preview.plan.reads}
+
+
+# ── streaming, reuse, single flight (memory adapters: they hold the documents) ──
+
+
+def memory_stack() -> Stack:
+    return Stack(MemoryIndexRepo(), RecordingObjectStore(MemoryObjectStore()))
+
+
+def memory_of(stack: Stack) -> MemoryObjectStore:
+    assert isinstance(stack.store.inner, MemoryObjectStore)
+    return stack.store.inner
+
+
+@attrs.define
+class WatchedUpload:
+    """A FetchUpload that logs what happens to it into its store's log."""
+
+    inner: FetchUpload
+    store: WatchedStore
+    open: bool = True
+
+    async def write(self, chunk: bytes) -> None:
+        self.store.log.append("write")
+        await self.inner.write(chunk)
+
+    async def commit(self) -> None:
+        self.store.log.append("commit")
+        self._close()
+        await self.inner.commit()
+
+    async def abort(self) -> None:
+        self.store.log.append("abort")
+        self._close()
+        await self.inner.abort()
+
+    def _close(self) -> None:
+        if self.open:
+            self.open = False
+            self.store.uploads_open -= 1
+
+
+@attrs.define
+class WatchedStore(ObjectStoreWrapper):
+    """A store that logs reads and upload events in order, holding each read ``delay_s``."""
+
+    log: list[str] = attrs.field(factory=list)
+    delay_s: float = 0.0
+    intact: bool | str | None = "ask"
+    uploads_open: int = 0
+    most_uploads_open: int = 0
+    opened: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+    async def get_mpack(self, mpack_id: str) -> bytes | None:
+        await asyncio.sleep(self.delay_s)
+        self.log.append("get_mpack")
+        return await self.inner.get_mpack(mpack_id)
+
+    async def get_mpack_range(self, mpack_id: str, start: int, end: int) -> bytes | None:
+        await asyncio.sleep(self.delay_s)
+        self.log.append("get_mpack_range")
+        return await self.inner.get_mpack_range(mpack_id, start, end)
+
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
+        if self.intact == "ask":
+            return await self.inner.fetch_intact(fetch_id)
+        return self.intact is True
+
+    async def open_fetch(self, fetch_id: str) -> FetchUpload:
+        self.uploads_open += 1
+        self.most_uploads_open = max(self.most_uploads_open, self.uploads_open)
+        self.opened.set()
+        return WatchedUpload(await self.inner.open_fetch(fetch_id), self)
+
+
+async def big_history(stack: Stack, count: int, size: int) -> tuple[str, dict[str, str]]:
+    """``count`` commits in a chain, each pushing one new blob of ``size`` random bytes.
+
+    Returns the head and, per push mpack, the id of the blob it brought.
+    """
+    parents: list[str] = []
+    brought: dict[str, str] = {}
+    for i in range(count):
+        blob = content(f"big-{i}", size)
+        data, commit = push_of(
+            f"big{i}",
+            {f"f{i}": blob},
+            parents=parents,
+            carried={f"f{i}": blob},
+            encoding="identity",
+        )
+        await ingest(stack, data)
+        brought[content_id(data)] = blob_id(blob)
+        parents = [commit]
+    return parents[0], brought
+
+
+class TestReuse:
+    async def test_a_replaced_document_is_rebuilt_not_handed_out(self) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        first = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commits[2]])
+        memory_of(stack).fetches[first.mpack_id] = b"replaced by someone"
+        second = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commits[2]])
+        assert (second.reused, second.uploaded) == (False, True)
+        document = await fetched(stack, second.mpack_id)
+        assert {b["object_id"] for b in document["blobs"]} == {blob_id(content(x)) for x in "xyzw"}
+
+    async def test_a_store_that_cannot_tell_gets_the_document_written(self) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        watched = WatchedStore(stack.store, intact=None)
+        results = [
+            await serve_fetch(stack.index, watched, repo_id=REPO, want=[commits[2]])
+            for _ in range(2)
+        ]
+        assert [r.uploaded for r in results] == [True, True]
+        assert watched.log.count("commit") == 2
+
+    async def test_another_accept_encodings_is_another_document(self) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        plain = await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commits[2]])
+        packed = await serve_fetch(
+            stack.index,
+            stack.store,
+            repo_id=REPO,
+            want=[commits[2]],
+            accept_encodings=("identity", "zstd"),
+        )
+        assert plain.mpack_id != packed.mpack_id
+        assert not packed.reused
+
+
+class TestStreamingWrite:
+    async def test_the_upload_is_written_while_reads_continue(self) -> None:
+        stack = memory_stack()
+        head, _ = await big_history(stack, 3, 3 << 20)
+        watched = WatchedStore(stack.store)
+        policy = Policy(max_in_flight=1)
+        result = await serve_fetch(stack.index, watched, repo_id=REPO, want=[head], policy=policy)
+        reads = [i for i, event in enumerate(watched.log) if event.startswith("get_mpack")]
+        assert watched.log.index("write") < reads[-1], "written before the last read"
+        assert watched.log[-1] == "commit"
+        document = await fetched(stack, result.mpack_id)
+        assert len(document["blobs"]) == 3
+        assert result.size_bytes == len(await stack.store.inner.get_fetch(result.mpack_id) or b"")
+
+    async def test_a_failed_fetch_aborts_the_upload_and_leaves_nothing(self) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        faulty = FaultyObjectStore(
+            stack.store,
+            faults={"get_mpack": Faults(lose=1.0), "get_mpack_range": Faults(lose=1.0)},
+        )
+        watched = WatchedStore(faulty)
+        with pytest.raises(ObjectUnavailableError):
+            await serve_fetch(stack.index, watched, repo_id=REPO, want=[commits[2]])
+        assert "abort" in watched.log
+        assert "commit" not in watched.log
+        (fetch_id,) = stack.store.ids_of("open_fetch")
+        assert await stack.store.inner.get_fetch(fetch_id) is None
+
+    async def test_a_cancelled_fetch_aborts_the_upload(self) -> None:
+        stack = memory_stack()
+        head, _ = await big_history(stack, 2, 1000)
+        watched = WatchedStore(stack.store, delay_s=30.0)
+        task = asyncio.create_task(serve_fetch(stack.index, watched, repo_id=REPO, want=[head]))
+        await watched.opened.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert watched.log[-1] == "abort"
+        assert memory_of(stack).fetches == {}
+
+    async def test_blobs_come_in_the_order_they_are_read(self) -> None:
+        stack = memory_stack()
+        head, brought = await big_history(stack, 6, 1000)
+        result = await serve_fetch(
+            stack.index, stack.store, repo_id=REPO, want=[head], policy=Policy(max_in_flight=1)
+        )
+        document = await fetched(stack, result.mpack_id)
+        read_order = [brought[call.args[0]] for call in stack.store.reads]
+        assert [b["object_id"] for b in document["blobs"]] == read_order
+
+
+class TestLargeBlobs:
+    async def test_a_corrupt_large_blob_written_through_is_rebuilt_from_another_source(
+        self,
+    ) -> None:
+        stack = memory_stack()
+        big = content("large", 50_000)
+        data, commit = push_of("large", {"big": big, "small": content("small")})
+        await ingest(stack, data)
+        await stack.store.inner.put_object(blob_id(big), big)
+        await stack.store.inner.put_object(blob_id(content("small")), content("small"))
+        faulty = FaultyObjectStore(stack.store, faults={"get_mpack_range": Faults(corrupt=1.0)})
+        watched = WatchedStore(faulty)
+        policy = Policy(max_range_bytes=10_000, request_cost_bytes=0)
+        result = await serve_fetch(stack.index, watched, repo_id=REPO, want=[commit], policy=policy)
+        document = await fetched(stack, result.mpack_id)
+        served = {b["object_id"]: b["content"] for b in document["blobs"]}
+        assert served[blob_id(big)] == big
+        assert watched.log.count("abort") == 1
+        assert watched.log[-1] == "commit"
+        assert sorted(stack.store.ids_of("get_object")) == sorted(
+            [blob_id(big), blob_id(content("small"))]
+        )
+
+
+class TestOneBuildPerDocument:
+    async def test_identical_concurrent_fetches_read_each_push_mpack_once(self) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        watched = WatchedStore(stack.store, delay_s=0.05)
+        results = await asyncio.gather(
+            *(serve_fetch(stack.index, watched, repo_id=REPO, want=[commits[2]]) for _ in range(8))
+        )
+        read_ids = [call.args[0] for call in stack.store.reads]
+        assert sorted(read_ids) == sorted(set(read_ids)), "one set of push-mpack reads"
+        assert [r.uploaded for r in results].count(True) == 1
+        assert [r.reused for r in results].count(True) == 7
+        assert len({r.mpack_id for r in results}) == 1
+
+    async def test_the_limiter_caps_concurrent_builds(self) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        watched = WatchedStore(stack.store, delay_s=0.02)
+        limiter = FetchLimiter(max_builds=2)
+        await asyncio.gather(
+            *(
+                serve_fetch(
+                    stack.index, watched, repo_id=REPO, want=[commit], have=[], limiter=limiter
+                )
+                for commit in commits
+            ),
+            serve_fetch(
+                stack.index,
+                watched,
+                repo_id=REPO,
+                want=[commits[2]],
+                have=[commits[0]],
+                limiter=limiter,
+            ),
+        )
+        assert watched.log.count("commit") == 4
+        assert watched.most_uploads_open == 2
+
+
+class TestIndexCalls:
+    async def test_index_calls_of_one_fetch_never_overlap(self) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        index = OverlapDetector(stack.index)
+        await serve_fetch(index, stack.store, repo_id=REPO, want=[commits[2]])
+        assert index.calls > 4
+        assert index.most_at_once == 1
+
+    async def test_an_index_that_allows_it_gets_overlapping_lookups(self) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        index = ConcurrentOverlapDetector(stack.index)
+        await serve_fetch(index, stack.store, repo_id=REPO, want=[commits[2]])
+        assert index.most_at_once == 2
+
+    async def test_the_deadline_covers_a_stalled_index(self) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        index = OverlapDetector(stack.index, delay_s=30.0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(FetchDeadlineError):
+            await serve_fetch(
+                index, stack.store, repo_id=REPO, want=[commits[2]], policy=Policy(deadline_s=0.2)
+            )
+        assert loop.time() - started < 5.0
+
+
+@attrs.define
+class OverlapDetector(IndexRepoWrapper):
+    """An index whose every call takes a moment and that counts calls running at once."""
+
+    delay_s: float = 0.01
+    running: int = 0
+    most_at_once: int = 0
+    calls: int = 0
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        self.calls += 1
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(self.delay_s)
+            return await call()
+        finally:
+            self.running -= 1
+
+    async def resolve_commits(
+        self, repo_id: str, want: Collection[str], have: Collection[str]
+    ) -> Sequence[Commit]:
+        return await self._call(lambda: self.inner.resolve_commits(repo_id, want, have))
+
+    async def load_commits(self, repo_id: str, commit_ids: Collection[str]) -> Sequence[Commit]:
+        return await self._call(lambda: self.inner.load_commits(repo_id, commit_ids))
+
+    async def load_snapshots(
+        self, repo_id: str, snapshot_ids: Collection[str]
+    ) -> Sequence[Snapshot]:
+        return await self._call(lambda: self.inner.load_snapshots(repo_id, snapshot_ids))
+
+    async def find_cached(self, object_ids: Collection[str]) -> Mapping[str, bytes]:
+        return await self._call(lambda: self.inner.find_cached(object_ids))
+
+    async def find_locations(self, object_ids: Collection[str]) -> Mapping[str, Sequence[Location]]:
+        return await self._call(lambda: self.inner.find_locations(object_ids))
+
+    async def branch_heads(self, repo_id: str) -> Mapping[str, str]:
+        return await self._call(lambda: self.inner.branch_heads(repo_id))
+
+
+class ConcurrentOverlapDetector(OverlapDetector):
+    concurrent_calls = True
+
+
+class TestReuseCheckFailing:
+    async def test_a_store_failing_to_say_whether_a_document_is_intact_gets_it_rebuilt(
+        self,
+    ) -> None:
+        stack = memory_stack()
+        commits = await three_commits(stack)
+        await serve_fetch(stack.index, stack.store, repo_id=REPO, want=[commits[2]])
+        faulty = FaultyObjectStore(stack.store, faults={"fetch_intact": Faults(error=1.0)})
+        result = await serve_fetch(stack.index, faulty, repo_id=REPO, want=[commits[2]])
+        assert (result.reused, result.uploaded) == (False, True)

@@ -56,7 +56,7 @@ def overlapping_pushes(base: str, base_files: dict[str, bytes]) -> list[Push]:
 
 
 async def assert_correct(stack: Stack, result: FetchResult, expected: frozenset[str]) -> None:
-    data = await stack.store.inner.get_mpack(result.mpack_id)
+    data = await stack.store.inner.get_fetch(result.mpack_id)
     assert data is not None
     blobs = decode_fetch(data)["blobs"]
     assert {canonical(b["object_id"]) for b in blobs} == expected

@@ -18,8 +18,8 @@ REPO = "gabriel/repo"
 
 
 async def served_blobs(stack: Stack, mpack_id: str) -> dict[str, bytes]:
-    data = await stack.store.inner.get_mpack(mpack_id)
-    assert data is not None, "the fetch mpack is not in the store"
+    data = await stack.store.inner.get_fetch(mpack_id)
+    assert data is not None, "the fetch document is not in the store"
     return {b["object_id"]: bytes(b["content"]) for b in decode_fetch(data)["blobs"]}
 
 

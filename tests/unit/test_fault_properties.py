@@ -1,8 +1,10 @@
 """Random repositories under random fault schedules: nothing bad is served, nothing half-written.
 
-For every schedule, ``serve_fetch`` either returns a fetch mpack whose every
+For every schedule, ``serve_fetch`` either returns a fetch document whose every
 blob verifies and whose blob set is exactly the expected one, or raises a
-FetchError having written nothing; ``ingest_push`` either indexes the whole
+FetchError having written nothing; and it must succeed whenever one healthy
+source of every blob remains (all mpack reads, or every legacy key) and the
+writes are healthy; ``ingest_push`` either indexes the whole
 push or leaves the index exactly as it was.
 """
 
@@ -14,7 +16,7 @@ import random
 from collections.abc import Collection, Mapping, Sequence
 
 import attrs
-from fetchcore.adapters.faults import Faults, FaultyObjectStore
+from fetchcore.adapters.faults import NO_FAULTS, Faults, FaultyObjectStore
 from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
 from fetchcore.adapters.wrapping import IndexRepoWrapper
 from hypothesis import HealthCheck, event, given, settings
@@ -28,13 +30,13 @@ from fetchcore import (
     ingest_push,
     serve_fetch,
 )
-from fetchcore.ids import content_id, matches
+from fetchcore.ids import matches
 from fetchcore.testing import blob_entry, blob_id, commit_entry, snapshot_entry
 from fetchcore.wire import decode_fetch, encode_push
 
 REPO = "fuzz/repo"
 READS = ["get_mpack", "get_mpack_range", "get_object"]
-WRITES = ["put_mpack", "has_mpack", "presign_mpack"]
+WRITES = ["put_mpack", "has_mpack", "presign_mpack", "fetch_intact", "open_fetch", "presign_fetch"]
 POLICY = Policy(retry_backoff_s=0.0, request_timeout_s=0.02, read_attempts=3, request_cost_bytes=64)
 
 probabilities = st.sampled_from([0.0, 0.0, 0.0, 0.05, 0.2, 0.5, 1.0])
@@ -112,6 +114,19 @@ async def ingested(
     return index, store
 
 
+def healthy_source_remains(
+    schedule: Mapping[str, Faults], every_blob_has_a_legacy_key: bool
+) -> bool:
+    """Whether every blob keeps a source without faults, and writing cannot fail."""
+
+    def healthy(*operations: str) -> bool:
+        return all(schedule.get(operation, NO_FAULTS) == NO_FAULTS for operation in operations)
+
+    mpacks = healthy("get_mpack", "get_mpack_range")
+    legacy = every_blob_has_a_legacy_key and healthy("get_object")
+    return healthy(*WRITES) and (mpacks or legacy)
+
+
 class TestServeFetchUnderFaults:
     @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(histories(), fault_schedules(), st.integers(0, 2**32), st.data())
@@ -137,6 +152,7 @@ class TestServeFetchUnderFaults:
     ) -> None:
         index, store = await ingested(history, legacy=legacy)
         before = dict(store.mpacks)
+        must_succeed = healthy_source_remains(schedule, set(legacy) == set(history.contents))
         faulty = FaultyObjectStore(store, faults=schedule, seed=seed)
         head = history.commits[-1]
         try:
@@ -145,18 +161,24 @@ class TestServeFetchUnderFaults:
             )
         except FetchError as error:
             event(f"fetch failed: {type(error).__name__}")
+            failure: FetchError | None = error
+        else:
+            failure = None
+        if failure is not None:
+            assert not must_succeed, f"failed although a healthy source remained: {failure!r}"
             assert store.mpacks == before, "a failed fetch wrote something"
+            assert store.fetches == {}, "a failed fetch left a document"
             return
         event("fetch served" + (" after faults" if faulty.injected else ""))
-        document = decode_fetch(store.mpacks[result.mpack_id])
-        assert content_id(store.mpacks[result.mpack_id]) == result.mpack_id
+        document = decode_fetch(store.fetches[result.mpack_id])
         have_manifest = history.manifests[history.commits.index(have[0])] if have else frozenset()
         expected = history.manifests[-1] - have_manifest
         served = {"sha256:" + b["object_id"].removeprefix("sha256:"): b for b in document["blobs"]}
         assert set(served) == expected
         for object_id, entry in served.items():
             assert matches(object_id, entry["content"]), "a corrupt blob was served"
-        assert set(store.mpacks) - set(before) == {result.mpack_id}
+        assert store.mpacks == before, "a fetch never writes push mpacks"
+        assert set(store.fetches) == {result.mpack_id}
 
 
 @attrs.define

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fetchcore import FetchPlan, Location, Policy, plan_fetch
-from fetchcore.planner import MPackRead
+from fetchcore.planner import MPackRead, mpack_size
 from fetchcore.testing import fake_id
 
 KiB = 1024
@@ -130,6 +130,74 @@ class TestWholeOrRanged:
         assert len(ranges) == 10
         assert all(end - start == 10_000 for start, end in ranges)
 
+    def test_a_gap_of_exactly_the_coalescing_limit_is_joined(self) -> None:
+        locations = {
+            blob(1): [Location(M1, 0, 1000, "identity", 100 * MiB)],
+            blob(2): [Location(M1, 1500, 1000, "identity", 100 * MiB)],
+        }
+        policy = Policy(coalesce_gap_bytes=500, request_cost_bytes=0)
+        plan = plan_fetch(sorted(locations), locations=locations, policy=policy)
+        assert read_of(plan, M1).ranges == ((0, 2500),)
+
+    def test_a_gap_one_byte_over_the_coalescing_limit_is_not_read(self) -> None:
+        locations = {
+            blob(1): [Location(M1, 0, 1000, "identity", 100 * MiB)],
+            blob(2): [Location(M1, 1501, 1000, "identity", 100 * MiB)],
+        }
+        policy = Policy(coalesce_gap_bytes=500, request_cost_bytes=0)
+        plan = plan_fetch(sorted(locations), locations=locations, policy=policy)
+        assert read_of(plan, M1).ranges == ((0, 1000), (1501, 2501))
+
+    def test_the_cost_of_ranges_counts_one_request_per_range(self) -> None:
+        """Two ranges cost 20,000 bytes + 2 requests = 180,000; one whole GET costs
+        100,000 + 1 request = 180,000: at equal cost the single GET wins."""
+        locations = {
+            blob(1): [Location(M1, 0, 10_000, "identity", 100_000)],
+            blob(2): [Location(M1, 90_000, 10_000, "identity", 100_000)],
+        }
+        policy = Policy(coalesce_gap_bytes=0, request_cost_bytes=80_000)
+        plan = plan_fetch(sorted(locations), locations=locations, policy=policy)
+        assert read_of(plan, M1).whole
+        cheaper_requests = attrs.evolve(policy, request_cost_bytes=79_999)
+        plan = plan_fetch(sorted(locations), locations=locations, policy=cheaper_requests)
+        assert read_of(plan, M1).ranges == ((0, 10_000), (90_000, 100_000))
+
+    def test_an_mpack_of_exactly_the_range_limit_may_be_read_whole(self) -> None:
+        layout = packed(M1, 10, size=1000, gap=0)
+        policy = Policy(max_range_bytes=10_000)
+        plan = plan_fetch(layout, locations={o: [loc] for o, loc in layout.items()}, policy=policy)
+        assert read_of(plan, M1).whole
+
+    def test_an_mpack_one_byte_over_the_range_limit_is_read_in_ranges_within_it(self) -> None:
+        layout = {
+            o: attrs.evolve(loc, mpack_size=10_001)
+            for o, loc in packed(M1, 10, size=1000, gap=0).items()
+        }
+        policy = Policy(max_range_bytes=10_000)
+        plan = plan_fetch(layout, locations={o: [loc] for o, loc in layout.items()}, policy=policy)
+        ranges = read_of(plan, M1).ranges
+        assert ranges is not None
+        assert all(end - start <= 10_000 for start, end in ranges)
+
+    def test_a_large_mpack_that_would_be_read_whole_is_read_in_few_tiles(self) -> None:
+        """Every 10th blob of a 41 MB mpack: read whole before, now in tiles of at most
+        max_range_bytes, a handful of requests rather than one per blob."""
+        layout = packed(M1, 10_000)
+        wanted = sorted(layout, key=lambda o: layout[o].offset or 0)[::10]
+        plan = plan_fetch(wanted, locations={o: [layout[o]] for o in wanted})
+        read = read_of(plan, M1)
+        assert read.tiled
+        assert read.ranges is not None
+        assert len(read.ranges) <= 3
+        assert all(end - start <= Policy().max_range_bytes for start, end in read.ranges)
+
+    def test_a_store_without_ranged_reads_gets_whole_reads_only(self) -> None:
+        layout = packed(M1, 16_384)
+        wanted = sorted(layout)[::100]
+        locations = {o: [layout[o]] for o in wanted}
+        plan = plan_fetch(wanted, locations=locations, ranged_reads=False)
+        assert read_of(plan, M1).whole
+
 
 # ── invariants on random inputs ──────────────────────────────────────────────
 
@@ -192,6 +260,10 @@ def cases(draw: st.DrawFn) -> Case:
         excluded=set(draw(st.lists(st.sampled_from(mpacks), unique=True))) if mpacks else set(),
         policy=policy,
     )
+
+
+def _total(ranges: tuple[tuple[int, int], ...]) -> int:
+    return sum(end - start for start, end in ranges)
 
 
 def read_blobs(plan: FetchPlan) -> list[str]:
@@ -257,16 +329,41 @@ class TestInvariants:
 
     @settings(max_examples=200)
     @given(cases())
+    def test_tiles_read_no_more_than_the_whole_in_ranges_within_the_limit(self, case: Case) -> None:
+        for read in case.plan().reads:
+            if read.tiled:
+                assert read.ranges is not None
+                size = mpack_size(read.blobs.values())
+                assert size is not None
+                assert size > case.policy.max_range_bytes
+                assert _total(read.ranges) <= size
+                longest_blob = max((loc.length or 0 for loc in read.blobs.values()), default=0)
+                limit = max(case.policy.max_range_bytes, longest_blob)
+                assert all(end - start <= limit for start, end in read.ranges)
+
+    @settings(max_examples=200)
+    @given(cases())
+    def test_an_mpack_over_the_range_limit_is_never_read_whole_when_offsets_are_known(
+        self, case: Case
+    ) -> None:
+        for read in case.plan().reads:
+            spans_known = all(location.span is not None for location in read.blobs.values())
+            size = mpack_size(read.blobs.values())
+            if read.whole and spans_known and size is not None:
+                assert size <= case.policy.max_range_bytes
+
+    @settings(max_examples=200)
+    @given(cases())
     def test_gaps_wider_than_the_coalescing_limit_are_never_read(self, case: Case) -> None:
         for read in case.plan().reads:
-            if read.ranges is not None:
+            if read.ranges is not None and not read.tiled:
                 assert all(gap <= case.policy.coalesce_gap_bytes for gap in uncovered_gaps(read))
 
     @settings(max_examples=200)
     @given(cases())
     def test_a_ranged_read_stays_within_the_amplification_budget(self, case: Case) -> None:
         for read in case.plan().reads:
-            if read.ranges is not None:
+            if read.ranges is not None and not read.tiled:
                 needed = read.bytes_needed
                 assert needed is not None
                 assert read.bytes_to_read is not None
