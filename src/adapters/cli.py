@@ -257,9 +257,8 @@ async def command_ingest(args: argparse.Namespace, progress: Progress) -> Output
     recorded = parse_push(data, policy)  # ingest accepted it: parsing again cannot fail
     commit_ids = [commit.commit_id for commit in recorded.commits]
     heads = dict(recorded.branch_heads)
-    stored = "stored" if result.uploaded else "already stored"
     lines = [
-        f"ingested {result.mpack_id} into {args.repo} ({stored})",
+        f"ingested {result.mpack_id} into {args.repo}",
         f"  {result.commit_count:,} commit(s), {result.snapshot_count:,} snapshot(s), "
         f"{result.blob_count:,} blob(s), {megabytes(len(data))}",
         *(f"commit  {commit_id}" for commit_id in commit_ids),
@@ -561,7 +560,7 @@ def demo_data(
         "store": masked(args.store),
         "blob_count": result.blob_count,
         "pushes": pushes,
-        "fetch_reused": not result.uploaded,
+        "fetch_reused": result.reused,
         "rows": [attrs.asdict(row) for row in rows],
         "keys_seconds": keys_s,
     }
@@ -571,7 +570,7 @@ def demo_lines(
     args: argparse.Namespace, result: FetchResult, rows: list[DemoRow], keys_s: float, pushes: int
 ) -> list[str]:
     ours, baseline = rows
-    reused = " (the stored fetch document was reused)" if not result.uploaded else ""
+    reused = " (the stored fetch document was reused)" if result.reused else ""
     return [
         f"A full fetch of {result.blob_count:,} blobs from {pushes} push mpacks "
         f"({masked(args.index)}, {masked(args.store)}){reused}:",
