@@ -58,5 +58,12 @@ async def per_object_fetch(
     blobs = await asyncio.gather(*(get(object_id) for object_id in object_ids))
     document = encode_fetch(commits, snapshots, blobs, await index.branch_heads(repo_id))
     mpack_id = content_id(document)
-    await store.put_mpack(mpack_id, document)
+    # Where fetch documents live (apart from push mpacks), as fetchcore writes them.
+    upload = await store.open_fetch(mpack_id)
+    try:
+        await upload.write(document)
+        await upload.commit()
+    except BaseException:
+        await upload.abort()
+        raise
     return mpack_id, sum(len(blob.content) for blob in blobs)

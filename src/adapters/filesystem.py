@@ -59,6 +59,9 @@ _SHARD_DIGITS = 2
 _TEMP_PREFIX = ".tmp-"
 _SEAL_SUFFIX = ".seal"
 _SEALED_FIELDS = ("st_size", "st_ino", "st_mtime_ns", "st_ctime_ns")
+# Writes gather up to this many bytes before one trip to a worker thread: a fetch
+# writes blob by blob, and a thread hop per small blob would cost more than the disk.
+_FLUSH_BYTES = 1024 * 1024
 
 
 @contextlib.contextmanager
@@ -179,8 +182,10 @@ def _is_sealed(path: Path) -> bool:
 class FilesystemFetchUpload:
     """A fetch document streamed into a temporary file beside its target.
 
-    Every file operation holds ``_lock``: a write still running in its worker
-    thread after its caller was cancelled finishes before ``abort`` deletes the file.
+    Small writes gather in memory (up to ``_FLUSH_BYTES``) and go to the file in
+    one worker-thread call. Every file operation holds ``_lock``: a write still
+    running in its worker thread after its caller was cancelled finishes before
+    ``abort`` deletes the file.
     """
 
     path: Path
@@ -189,6 +194,8 @@ class FilesystemFetchUpload:
     _sha256: hashlib._Hash = attrs.field(factory=hashlib.sha256, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _done: bool = attrs.field(default=False, init=False)
+    _pending: list[bytes] = attrs.field(factory=list, init=False)
+    _pending_bytes: int = attrs.field(default=0, init=False)
 
     async def write(self, chunk: bytes) -> None:
         """Append ``chunk`` to the temporary file.
@@ -198,7 +205,10 @@ class FilesystemFetchUpload:
             ObjectStoreError: the file could not be written.
         """
         self._check_open("write to")
-        await asyncio.to_thread(self._write, bytes(chunk))
+        self._pending.append(bytes(chunk))
+        self._pending_bytes += len(chunk)
+        if self._pending_bytes >= _FLUSH_BYTES:
+            await asyncio.to_thread(self._write, self._take_pending())
 
     async def commit(self) -> None:
         """fsync, rename over the document, then write its seal.
@@ -210,7 +220,7 @@ class FilesystemFetchUpload:
         self._check_open("commit")
         self._done = True
         try:
-            await asyncio.to_thread(self._commit)
+            await asyncio.to_thread(self._commit, self._take_pending())
         except BaseException:
             await asyncio.shield(asyncio.to_thread(self._discard))
             raise
@@ -218,11 +228,18 @@ class FilesystemFetchUpload:
     async def abort(self) -> None:
         """Delete the temporary file. Safe to call more than once."""
         self._done = True
+        self._take_pending()
         await asyncio.shield(asyncio.to_thread(self._discard))
 
     def _check_open(self, action: str) -> None:
         if self._done:
             raise InvalidRequestError(f"{action} a fetch upload that is already finished")
+
+    def _take_pending(self) -> bytes:
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        return data
 
     def _opened(self) -> IO[bytes]:
         if self._file is None:
@@ -236,9 +253,11 @@ class FilesystemFetchUpload:
             self._opened().write(chunk)
             self._sha256.update(chunk)
 
-    def _commit(self) -> None:
+    def _commit(self, rest: bytes) -> None:
         with self._lock, _os_errors("write", self.path):
             file = self._opened()
+            file.write(rest)
+            self._sha256.update(rest)
             file.flush()
             os.fsync(file.fileno())
             file.close()

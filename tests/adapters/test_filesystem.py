@@ -160,6 +160,19 @@ class TestRanges:
 
 
 FETCH_DIR = Path("fetch", DIGEST[:2])
+FLUSH_BYTES = 1024 * 1024
+
+
+def _counting_disk_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    sizes: list[int] = []
+    write = filesystem.FilesystemFetchUpload._write
+
+    def counted(upload: filesystem.FilesystemFetchUpload, chunk: bytes) -> None:
+        sizes.append(len(chunk))
+        write(upload, chunk)
+
+    monkeypatch.setattr(filesystem.FilesystemFetchUpload, "_write", counted)
+    return sizes
 
 
 class TestFetchDocuments:
@@ -168,12 +181,27 @@ class TestFetchDocuments:
     ) -> None:
         store = FilesystemObjectStore(tmp_path)
         upload = await store.open_fetch(MPACK_ID)
-        await upload.write(DATA)
+        await upload.write(bytes(FLUSH_BYTES))  # enough to reach the disk before commit
         [temporary] = files_under(tmp_path)
         assert temporary.parent == FETCH_DIR
         assert temporary.name.startswith(".")
         await upload.commit()
         assert files_under(tmp_path) == [FETCH_DIR / DIGEST, FETCH_DIR / f"{DIGEST}.seal"]
+
+    async def test_small_writes_reach_the_disk_a_mebibyte_at_a_time(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        disk_writes = _counting_disk_writes(monkeypatch)
+        store = FilesystemObjectStore(tmp_path)
+        upload = await store.open_fetch(MPACK_ID)
+        chunk = bytes(range(256)) * 16  # 4 KiB, a small blob
+        chunks = 3 * FLUSH_BYTES // len(chunk) + 1
+        for _ in range(chunks):
+            await upload.write(chunk)
+        assert disk_writes == [FLUSH_BYTES] * 3  # at the limit exactly, not one chunk later
+        await upload.commit()
+        assert await store.get_fetch(MPACK_ID) == chunk * chunks
+        assert await store.fetch_intact(MPACK_ID) is True
 
     async def test_the_seal_records_size_inode_times_and_checksum(self, tmp_path: Path) -> None:
         store = FilesystemObjectStore(tmp_path)

@@ -470,6 +470,20 @@ class TestExistence:
             ("HeadObject", key),
         ]
 
+    @pytest.mark.parametrize("seal", [None, b"{not json", b'{"size": 1, "etag": "x"}'])
+    async def test_a_document_without_a_matching_seal_is_not_intact(
+        self, store: S3ObjectStore, seal: bytes | None
+    ) -> None:
+        upload = await store.open_fetch(FETCH_ID)
+        await upload.write(DATA)
+        await upload.commit()
+        seal_key = store._fetch_key(FETCH_ID) + ".seal"
+        if seal is None:  # a crash between the document and its seal
+            await store.client.delete_object(Bucket=store.bucket, Key=seal_key)
+        else:
+            await store.client.put_object(Bucket=store.bucket, Key=seal_key, Body=seal)
+        assert await store.fetch_intact(FETCH_ID) is False
+
     async def test_a_put_writes_again_even_when_the_key_exists(self, store: S3ObjectStore) -> None:
         await store.put_mpack(MPACK_ID, DATA)
         log = record_requests(store)
