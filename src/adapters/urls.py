@@ -58,7 +58,8 @@ class S3Location:
     bucket: str
     prefix: str
     endpoint: str | None
-    region: str
+    region: str | None
+    """None: botocore's usual sources (AWS_DEFAULT_REGION, the profile)."""
 
 
 def parse_s3_url(url: str) -> S3Location:
@@ -80,9 +81,7 @@ def parse_s3_url(url: str) -> S3Location:
         raise InvalidRequestError(
             f"the S3 endpoint {endpoint!r} has no scheme: write http://{endpoint} or https://…"
         )
-    return S3Location(
-        parts.netloc, parts.path.lstrip("/"), endpoint, query.get("region", "us-east-1")
-    )
+    return S3Location(parts.netloc, parts.path.lstrip("/"), endpoint, query.get("region"))
 
 
 def sqlite_database(url: str) -> str | None:

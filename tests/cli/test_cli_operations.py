@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fetchcore.adapters.cli import EXIT_OK, EXIT_UNKNOWN_COMMIT, EXIT_USAGE, main
-from fetchcore.adapters.urls import masked, scrubbed
+from fetchcore.adapters.urls import masked, parse_s3_url, scrubbed
 
 from fetchcore import __version__
 from fetchcore.ids import content_id
@@ -398,3 +398,9 @@ class TestMasking:
             "cannot connect to postgresql+asyncpg://hub:***@db.local/hub; "
             "the server said: bad password for hub:***@db.local"
         )
+
+
+class TestS3Urls:
+    def test_a_region_is_left_to_botocore_unless_the_url_names_one(self) -> None:
+        assert parse_s3_url("s3://bucket/prefix/").region is None
+        assert parse_s3_url("s3://bucket/prefix/?region=eu-west-3").region == "eu-west-3"
