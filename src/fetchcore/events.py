@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, TypeVar
 
 import attrs
 
@@ -188,6 +188,9 @@ Event: TypeAlias = (
 )
 
 
+_E = TypeVar("_E")
+
+
 class Observer(Protocol):
     """Receives fetchcore's events. Called on the fetch's own thread or task.
 
@@ -222,6 +225,6 @@ class RecordingObserver:
         """Keep ``event``."""
         self.events.append(event)
 
-    def of_type(self, kind: type[Event]) -> list[Event]:
+    def of_type(self, kind: type[_E]) -> list[_E]:
         """The kept events of one type, in order."""
         return [event for event in self.events if isinstance(event, kind)]
