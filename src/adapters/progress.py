@@ -26,12 +26,14 @@ _UNITS = ("B", "kB", "MB", "GB", "TB")
 
 def human_bytes(count: int) -> str:
     """``count`` bytes in decimal units: ``512 B``, ``12.3 MB``."""
+    if count < 1000:
+        return f"{count} B"
     size = float(count)
-    for unit in _UNITS:
-        if size < 1000 or unit == _UNITS[-1]:
-            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
+    for unit in _UNITS[1:-1]:
         size /= 1000
-    raise AssertionError("unreachable")  # pragma: no cover
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} {_UNITS[-1]}"
 
 
 def describe(progress: Progress) -> str:

@@ -18,6 +18,14 @@ import attrs
 from fetchcore.errors import InvalidRequestError
 
 
+def _fraction(blobs_done: int, blobs_total: int, bytes_done: int, bytes_total: int) -> float:
+    if bytes_total > 0:
+        return min(bytes_done / bytes_total, 1.0)
+    if blobs_total > 0:
+        return min(blobs_done / blobs_total, 1.0)
+    return 1.0
+
+
 @attrs.frozen
 class Progress:
     """How far one fetch is: blobs and (decoded) bytes done of the total."""
@@ -30,11 +38,7 @@ class Progress:
     @property
     def fraction(self) -> float:
         """Share done, 0.0 to 1.0: by bytes when their total is known, else by blobs."""
-        if self.bytes_total > 0:
-            return min(self.bytes_done / self.bytes_total, 1.0)
-        if self.blobs_total > 0:
-            return min(self.blobs_done / self.blobs_total, 1.0)
-        return 1.0
+        return _fraction(self.blobs_done, self.blobs_total, self.bytes_done, self.bytes_total)
 
     @property
     def complete(self) -> bool:
@@ -79,20 +83,31 @@ class ThrottledProgress:
 
     def __call__(self, progress: Progress) -> None:
         """Pass ``progress`` on if it is due."""
+        self.report(
+            progress.blobs_done, progress.blobs_total, progress.bytes_done, progress.bytes_total
+        )
+
+    def report(self, blobs_done: int, blobs_total: int, bytes_done: int, bytes_total: int) -> None:
+        """Pass this progress on if it is due; the cheap form for a call per blob.
+
+        No :class:`Progress` is made unless it is passed on.
+        """
         now = self.clock()
-        if not self._due(progress, now):
+        complete = blobs_done >= blobs_total and bytes_done >= bytes_total
+        fraction = _fraction(blobs_done, blobs_total, bytes_done, bytes_total)
+        if not self._due(complete, fraction, now):
             return
         self._last_at = now
-        self._last_fraction = progress.fraction
-        self._finished = progress.complete
-        self.callback(progress)
+        self._last_fraction = fraction
+        self._finished = complete
+        self.callback(Progress(blobs_done, blobs_total, bytes_done, bytes_total))
 
-    def _due(self, progress: Progress, now: float) -> bool:
+    def _due(self, complete: bool, fraction: float, now: float) -> bool:
         if self._last_at is None:
             return True
-        if progress.complete:
+        if complete:
             return not self._finished
         return (
             now - self._last_at >= self.interval_s
-            or progress.fraction - self._last_fraction >= self.step - _ROUNDING
+            or fraction - self._last_fraction >= self.step - _ROUNDING
         )

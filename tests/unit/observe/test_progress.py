@@ -82,6 +82,15 @@ class TestThrottledProgress:
         with pytest.raises(FetchError):
             ThrottledProgress(print, interval_s, step)
 
+    def test_report_passes_on_the_same_progress_as_calls_with_values(self) -> None:
+        by_value, seen_by_value = _throttle(FakeClock())
+        by_report, seen_by_report = _throttle(FakeClock())
+        for done in range(0, 1_001, 7):
+            by_value(Progress(done, 1_000, done * 3, 3_000))
+            by_report.report(done, 1_000, done * 3, 3_000)
+        assert seen_by_report == seen_by_value
+        assert len(seen_by_value) > 50
+
     def test_throttled_wraps_a_callback_and_keeps_none(self) -> None:
         assert throttled(None) is None
         assert isinstance(throttled(print), ThrottledProgress)
