@@ -59,6 +59,13 @@ _operation_ids = itertools.count(1)
 _MAX_ERROR_MESSAGE = 500
 
 
+class NotFinishedError(RuntimeError):
+    """An observation's block ended without ``succeed()``: reported, never raised."""
+
+
+_NOT_FINISHED = NotFinishedError("the observation ended without succeed()")
+
+
 def _outcome_of(error: BaseException) -> ReadOutcome:
     return ReadOutcome.TIMEOUT if isinstance(error, TimeoutError) else ReadOutcome.FAILED
 
@@ -257,8 +264,8 @@ class FetchObservation:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if error is not None:
-            self.fail(error)
+        # Leaving without succeed() is a wiring bug; reporting it still closes the span.
+        self.fail(error if error is not None else _NOT_FINISHED)
 
 
 @attrs.define
@@ -339,5 +346,5 @@ class IngestObservation:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if error is not None:
-            self.fail(error)
+        # Leaving without succeed() is a wiring bug; reporting it still closes the span.
+        self.fail(error if error is not None else _NOT_FINISHED)

@@ -187,6 +187,13 @@ class TestFailedFetch:
         assert isinstance(finished, FetchFinished)
         assert finished.error_type == "KeyboardInterrupt"
 
+    def test_a_block_left_without_succeed_is_reported_as_not_finished(self) -> None:
+        recorder = RecordingObserver()
+        with FetchObservation.start(recorder, repo_id="r", want_count=1, have_count=0):
+            pass
+        (finished,) = recorder.of_type(FetchFinished)
+        assert (finished.outcome, finished.error_type) == ("error", "NotFinishedError")
+
     def test_a_corrupt_read_is_reported_as_corrupt(self) -> None:
         recorder = RecordingObserver()
         seen = FetchObservation.start(recorder, repo_id="r", want_count=1, have_count=0)
