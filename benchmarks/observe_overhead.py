@@ -58,6 +58,7 @@ RESULT = FetchResult(
     blob_count=BLOBS,
     size_bytes=READS * RANGE_BYTES,
     uploaded=True,
+    reused=False,
     stats=FetchStats(range_gets=READS, bytes_read=READS * RANGE_BYTES),
 )
 DATA = bytes(RANGE_BYTES)

@@ -228,7 +228,7 @@ class FetchObservation:
                 object_gets=stats.object_gets,
                 bytes_read=stats.bytes_read,
                 bytes_written=result.size_bytes if result.uploaded else 0,
-                reused=not result.uploaded,
+                reused=result.reused,
             )
         )
 

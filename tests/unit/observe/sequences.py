@@ -47,6 +47,7 @@ def served_fetch_result(uploaded: bool = True) -> FetchResult:
         blob_count=25_000,
         size_bytes=16_100_000,
         uploaded=uploaded,
+        reused=not uploaded,
         stats=stats,
     )
 
