@@ -46,8 +46,8 @@ class SeededIndex:
         return location if self.keeps_offsets else Location(location.mpack_id)
 
 
-def commit(label: str, *parents: str) -> Commit:
-    return Commit(fake_id(f"c-{label}"), fake_id(f"s-{label}"), parents)
+def commit(label: str, *parents: str, **fields: object) -> Commit:
+    return Commit(fake_id(f"c-{label}"), fake_id(f"s-{label}"), parents, {**fields})
 
 
 def snapshot_of(c: Commit, manifest: dict[str, str]) -> Snapshot:

@@ -22,6 +22,7 @@ from fetchcore import (
     Snapshot,
 )
 from fetchcore.testing import blob_id, fake_id
+from tests.contract.fetch_index_suite import commit, history, ids_of, snapshot_of
 
 REPO = "repo-a"
 OTHER_REPO = "repo-b"
@@ -29,33 +30,11 @@ MPACK = fake_id("mpack-1")
 OTHER_MPACK = fake_id("mpack-2")
 
 
-def commit(label: str, *parents: str, **fields: object) -> Commit:
-    return Commit(fake_id(f"c-{label}"), fake_id(f"s-{label}"), parents, {**fields})
-
-
-def snapshot_of(c: Commit, manifest: dict[str, str]) -> Snapshot:
-    return Snapshot(c.snapshot_id, manifest, {"snapshot_id": c.snapshot_id, "manifest": manifest})
-
-
-def history() -> list[Commit]:
-    """root <- a <- b <- merge -> c <- root   (a diamond with a merge commit)."""
-    root = commit("root")
-    a = commit("a", root.commit_id)
-    b = commit("b", a.commit_id)
-    c = commit("c", root.commit_id)
-    merge = commit("merge", b.commit_id, c.commit_id)
-    return [root, a, b, c, merge]
-
-
 async def record_history(index: IndexRepo, repo_id: str = REPO) -> list[Commit]:
     commits = history()
     snapshots = [snapshot_of(c, {"f": blob_id(c.commit_id.encode())}) for c in commits]
     await index.record(repo_id, IndexBatch(commits=commits, snapshots=snapshots))
     return commits
-
-
-def ids_of(commits: list[Commit] | tuple[Commit, ...]) -> list[str]:
-    return [c.commit_id for c in commits]
 
 
 class TestRecordedFieldsRoundTrip:
