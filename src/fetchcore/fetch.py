@@ -381,10 +381,12 @@ async def preview_fetch(
     want: Collection[str],
     have: Collection[str] = (),
     policy: Policy = Policy(),
+    observer: Observer | None = None,
 ) -> FetchPreview:
     """What :func:`serve_fetch` would read, without reading anything from the store.
 
-    Cache entries count as hits here (serve_fetch verifies them first).
+    Cache entries count as hits here (serve_fetch verifies them first). The
+    ``observer`` receives the preview's phases (resolve, lookup, plan) only.
 
     Raises:
         InvalidRequestError, UnknownCommitError, IndexIntegrityError, StorageError:
@@ -393,17 +395,21 @@ async def preview_fetch(
     check_repo_id(repo_id)
     want = check_ids("want", want, allow_empty=False)
     have = check_ids("have", have, allow_empty=True)
+    seen = FetchObservation.of_preview(observer_or_default(observer), repo_id=repo_id)
     try:
         async with asyncio.timeout(policy.deadline_s):
-            content = await _content_to_send(index, repo_id, want, have)
-            sources = await _find_sources(index, content.as_written)
+            with seen.phase(FetchPhase.RESOLVE):
+                content = await _content_to_send(index, repo_id, want, have)
+            with seen.phase(FetchPhase.LOOKUP):
+                sources = await _find_sources(index, content.as_written)
     except TimeoutError:
         raise FetchDeadlineError(
             f"preview ran past its deadline of {policy.deadline_s} s"
         ) from None
-    plan = plan_fetch(
-        content.as_written, cached=sources.cache, locations=sources.locations, policy=policy
-    )
+    with seen.phase(FetchPhase.PLAN):
+        plan = plan_fetch(
+            content.as_written, cached=sources.cache, locations=sources.locations, policy=policy
+        )
     return FetchPreview(
         commit_count=len(content.commits),
         snapshot_count=len(content.snapshots),
