@@ -55,7 +55,7 @@ from fetchcore.model import Location
 from fetchcore.observation import FetchObservation
 from fetchcore.planner import MPackRead, plan_fetch
 from fetchcore.policy import Policy
-from fetchcore.ports import FetchStore, RangedReads
+from fetchcore.ports import FetchStore, RangedReads, retries_its_reads
 from fetchcore.results import FetchStats
 from fetchcore.wire import OutgoingBlob
 
@@ -326,10 +326,14 @@ class _Gather:
 
         The caller holds a slot; the timeout starts only now. Returns None when the
         key is missing or the read failed for good. Each try and each retry is reported.
+        A store that declares ``retries_reads`` is tried once. Bytes that fail
+        verification are never read again: their blobs go to their next source.
         """
         kind = _READ_KIND[counter]
         failure: BaseException | None = None
-        for attempt in range(1, self.policy.read_attempts + 1):
+        # One retry layer per fault: a store that retries its own faults gets one try.
+        attempts = 1 if retries_its_reads(self.store) else self.policy.read_attempts
+        for attempt in range(1, attempts + 1):
             if failure is not None:
                 self.tally["retries"] += 1
                 delay = self._backoff(attempt - 1)
