@@ -240,12 +240,17 @@ class Progress:
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
-    """A rich progress bar on a terminal, ``None`` when piped (rich is imported only here)."""
-    from fetchcore.adapters.progress import terminal_progress
+def progress_bar(progress: Progress, what: str, label: str) -> Iterator[ProgressCallback | None]:
+    """A rich progress bar labelled ``label`` on a terminal; piped, ``None`` and the
+    step ``what`` announced as usual (a line printed under a live bar would break it)."""
+    from fetchcore.adapters.progress import terminal_progress  # rich: the cli extra
 
     with terminal_progress(label) as bar:
-        yield bar
+        if bar is not None:
+            yield bar
+            return
+        with progress.step(what):
+            yield None
 
 
 def timings_data(timings: Timings) -> dict[str, float]:
@@ -341,7 +346,7 @@ def fetch_lines(result: FetchResult, took: float, out: str | None) -> list[str]:
 async def command_fetch(args: argparse.Namespace, progress: Progress) -> Output:
     encodings = ("identity", "zstd") if args.accept_zstd else ("identity",)
     async with open_stack(args) as (index, store):
-        with progress.step("serving the fetch"), progress_bar("fetch") as bar:
+        with progress_bar(progress, "serving the fetch", "fetch") as bar:
             result, took = await timed(
                 serve_fetch(
                     index,
@@ -568,9 +573,9 @@ async def command_demo(args: argparse.Namespace, progress: Progress) -> Output:
     async with open_stack(args, provision=True) as (index, store):
         # A used database: start the demo repository afresh (the pushes are content-addressed).
         await delete_repository(lifecycle_of(index, store)[0], DEMO_REPO)
-        with progress.step("ingesting the pushes"), progress_bar("ingest") as bar:
+        with progress_bar(progress, "ingesting the pushes", "ingest") as bar:
             await ingest_history(index, store, history, bar)
-        with progress.step("serving a full fetch with fetchcore"), progress_bar("fetch") as bar:
+        with progress_bar(progress, "serving a full fetch with fetchcore", "fetch") as bar:
             result, took = await timed(
                 serve_fetch(index, store, repo_id=DEMO_REPO, want=want, progress=bar)
             )
