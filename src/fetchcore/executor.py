@@ -20,7 +20,8 @@ Rules this module keeps:
   it then fails verification the document is poisoned (:class:`DocumentPoisoned`)
   and the builder starts again without that mpack. Each try of a request has ``request_timeout_s``
   (the wait for a slot does not count); a request is tried ``read_attempts``
-  times with jittered backoff.
+  times with jittered backoff, once if the store retries its own faults
+  (``retries_reads``: one retry layer per kind of fault).
 
 Decoding and hashing run in one worker thread per gather, so the event loop
 keeps issuing requests while earlier reads are verified. One, not several:
