@@ -262,13 +262,13 @@ class InFlightCounter(ObjectStoreWrapper):
         return await self._held(await self.inner.get_mpack_range(mpack_id, start, end))
 
 
-@attrs.define
 class SelfRetryingStore(RecordingObjectStore):
     """A store that declares it retries its own transient faults (as the S3 store does)."""
 
     retries_reads = True
 
 
+@attrs.define
 class SlowStore(ObjectStoreWrapper):
     """A store that holds every read ``delay_s``."""
 
