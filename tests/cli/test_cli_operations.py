@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fetchcore.adapters.progress as progress_module
 import pytest
 import sqlalchemy as sa
 from fetchcore.adapters.cli import EXIT_OK, EXIT_UNKNOWN_COMMIT, EXIT_USAGE, main
@@ -120,6 +121,17 @@ class TestJson:
         assert code == EXIT_OK
         assert out.startswith("fetch mpack")
         assert err == ""
+
+    def test_fetch_draws_a_progress_bar_on_a_terminal(
+        self, workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        _, second = history(workdir, capsys)
+        monkeypatch.setattr(progress_module, "should_draw", lambda stream: True)
+        code, out, err = run(capsys, "fetch", "--repo", REPO, "--want", second)
+        assert code == EXIT_OK
+        assert out.startswith("fetch mpack")
+        assert "2/2 blobs" in err
+        assert "100%" in err
 
     def test_fetch_reports_counts_and_stats(
         self, workdir: Path, capsys: pytest.CaptureFixture[str]
