@@ -76,7 +76,9 @@ from fetchcore.lifecycle import (
     delete_repository,
     find_orphan_mpacks,
 )
-from fetchcore.testing import synthetic_history
+from fetchcore.observe import Progress as BlobProgress
+from fetchcore.observe import ProgressCallback, Timings
+from fetchcore.testing import SyntheticPush, synthetic_history
 from fetchcore.wire import parse_push
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_INDEXED, EXIT_UNKNOWN_COMMIT = 0, 1, 2, 3, 4
@@ -89,6 +91,7 @@ EXTRA_OF_MODULE = {
     "aiobotocore": "s3",
     "botocore": "s3",
     "aiohttp": "s3",
+    "rich": "cli",
 }
 HOME = Path(".fetchcore")
 PROGRESS_AFTER_S = 1.0
@@ -236,6 +239,26 @@ class Progress:
         print(line, file=self.stream, flush=True)
 
 
+@contextmanager
+def progress_bar(progress: Progress, what: str, label: str) -> Iterator[ProgressCallback | None]:
+    """A rich progress bar labelled ``label`` on a terminal; piped, ``None`` and the
+    step ``what`` announced as usual (a line printed under a live bar would break it)."""
+    from fetchcore.adapters.progress import terminal_progress  # rich: the cli extra
+
+    with terminal_progress(label) as bar:
+        if bar is not None:
+            yield bar
+            return
+        with progress.step(what):
+            yield None
+
+
+def timings_data(timings: Timings) -> dict[str, float]:
+    """Seconds per phase and the total, rounded, for ``--json``."""
+    seconds = {phase: round(spent, 6) for phase, spent in timings.phases}
+    return {**seconds, "total": round(timings.total_s, 6)}
+
+
 async def timed(call: Awaitable[T]) -> tuple[T, float]:
     started = time.perf_counter()
     result = await call
@@ -274,6 +297,7 @@ async def command_ingest(args: argparse.Namespace, progress: Progress) -> Output
         "blob_count": result.blob_count,
         "commit_ids": commit_ids,
         "branch_heads": heads,
+        "timings": timings_data(result.timings),
     }
     return Output(data_out, lines)
 
@@ -300,6 +324,7 @@ def fetch_data(args: argparse.Namespace, result: FetchResult, took: float) -> di
             "cache_hits": stats.cache_hits,
             "retries": stats.retries,
             "failed_sources": stats.failed_sources,
+            "timings": timings_data(stats.timings),
         },
     }
 
@@ -321,7 +346,7 @@ def fetch_lines(result: FetchResult, took: float, out: str | None) -> list[str]:
 async def command_fetch(args: argparse.Namespace, progress: Progress) -> Output:
     encodings = ("identity", "zstd") if args.accept_zstd else ("identity",)
     async with open_stack(args) as (index, store):
-        with progress.step("serving the fetch"):
+        with progress_bar(progress, "serving the fetch", "fetch") as bar:
             result, took = await timed(
                 serve_fetch(
                     index,
@@ -330,6 +355,7 @@ async def command_fetch(args: argparse.Namespace, progress: Progress) -> Output:
                     want=args.want,
                     have=args.have,
                     accept_encodings=encodings,
+                    progress=bar,
                 )
             )
         if args.out:
@@ -519,6 +545,24 @@ def demo_stack(args: argparse.Namespace) -> None:
         args.index, args.store = default_index_url(HOME / "demo"), default_store_url(HOME / "demo")
 
 
+async def ingest_history(
+    index: IndexRepo,
+    store: ObjectStore,
+    history: Sequence[SyntheticPush],
+    bar: ProgressCallback | None,
+) -> None:
+    """Ingest the pushes in order, moving ``bar`` by blobs and bytes after each push."""
+    blobs_total = sum(len(push.blobs) for push in history)
+    bytes_total = sum(len(push.data) for push in history)
+    blobs_done = bytes_done = 0
+    for push in history:
+        await ingest_push(index, store, repo_id=DEMO_REPO, mpack=push.data)
+        blobs_done += len(push.blobs)
+        bytes_done += len(push.data)
+        if bar is not None:
+            bar(BlobProgress(blobs_done, blobs_total, bytes_done, bytes_total))
+
+
 async def command_demo(args: argparse.Namespace, progress: Progress) -> Output:
     demo_stack(args)
     with progress.step(f"building a repository of {args.blobs:,} blobs in {args.pushes} pushes"):
@@ -529,11 +573,12 @@ async def command_demo(args: argparse.Namespace, progress: Progress) -> Output:
     async with open_stack(args, provision=True) as (index, store):
         # A used database: start the demo repository afresh (the pushes are content-addressed).
         await delete_repository(lifecycle_of(index, store)[0], DEMO_REPO)
-        with progress.step("ingesting the pushes"):
-            for push in history:
-                await ingest_push(index, store, repo_id=DEMO_REPO, mpack=push.data)
-        with progress.step("serving a full fetch with fetchcore"):
-            result, took = await timed(serve_fetch(index, store, repo_id=DEMO_REPO, want=want))
+        with progress_bar(progress, "ingesting the pushes", "ingest") as bar:
+            await ingest_history(index, store, history, bar)
+        with progress_bar(progress, "serving a full fetch with fetchcore", "fetch") as bar:
+            result, took = await timed(
+                serve_fetch(index, store, repo_id=DEMO_REPO, want=want, progress=bar)
+            )
         with progress.step("writing one key per blob, as the old hub's background job did"):
             _, keys_took = await timed(
                 write_object_keys(store, {o: c for push in history for o, c in push.blobs.items()})

@@ -51,7 +51,7 @@ import functools
 import json
 import math
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import aiohttp
 import attrs
@@ -286,6 +286,10 @@ class S3ObjectStore:
     Open it with :meth:`connect`; the client (and its connection pool) lives as
     long as the ``async with`` block.
     """
+
+    retries_reads: ClassVar[bool] = True
+    """botocore retries transport faults and this store a body broken mid-stream:
+    the executor tries each read once (see ``fetchcore.ports.retries_its_reads``)."""
 
     client: S3Client
     bucket: str

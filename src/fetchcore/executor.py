@@ -20,7 +20,8 @@ Rules this module keeps:
   it then fails verification the document is poisoned (:class:`DocumentPoisoned`)
   and the builder starts again without that mpack. Each try of a request has ``request_timeout_s``
   (the wait for a slot does not count); a request is tried ``read_attempts``
-  times with jittered backoff.
+  times with jittered backoff, once if the store retries its own faults
+  (``retries_reads``: one retry layer per kind of fault).
 
 Decoding and hashing run in one worker thread per gather, so the event loop
 keeps issuing requests while earlier reads are verified. One, not several:
@@ -50,10 +51,12 @@ from fetchcore.errors import (
     InvalidRequestError,
     StorageError,
 )
+from fetchcore.events import FanOut, FetchPhase, ReadKind
 from fetchcore.model import Location
+from fetchcore.observation import FetchObservation
 from fetchcore.planner import MPackRead, plan_fetch
 from fetchcore.policy import Policy
-from fetchcore.ports import FetchStore, RangedReads
+from fetchcore.ports import FetchStore, RangedReads, retries_its_reads
 from fetchcore.results import FetchStats
 from fetchcore.wire import OutgoingBlob
 
@@ -245,6 +248,37 @@ def _blobs_by_range(blobs: Blobs, ranges: Sequence[tuple[int, int]]) -> list[Blo
 
 # ── one gather ───────────────────────────────────────────────────────────────
 
+_READ_KIND = {
+    "mpack_gets": ReadKind.MPACK,
+    "range_gets": ReadKind.RANGE,
+    "object_gets": ReadKind.OBJECT,
+}
+"""The kind of read each request counter counts."""
+
+
+def _stats(tally: Counter[str]) -> FetchStats:
+    """The counts of a tally; timings are the caller's (it knows the phases)."""
+    return FetchStats(
+        cache_hits=tally["cache_hits"],
+        mpack_gets=tally["mpack_gets"],
+        range_gets=tally["range_gets"],
+        object_gets=tally["object_gets"],
+        bytes_read=tally["bytes_read"],
+        retries=tally["retries"],
+        failed_sources=tally["failed_sources"],
+    )
+
+
+def _unobserved() -> FetchObservation:
+    return FetchObservation.start(FanOut(()), repo_id="", want_count=0, have_count=0)
+
+
+def _mpacks_holding(
+    object_ids: Collection[str], locations: Mapping[str, Sequence[Location]]
+) -> tuple[str, ...]:
+    """The mpacks indexed for ``object_ids``: tried, and none of them served these blobs."""
+    return tuple(sorted({loc.mpack_id for o in object_ids for loc in locations.get(o, ())}))
+
 
 @attrs.define
 class _Gather:
@@ -255,6 +289,7 @@ class _Gather:
     policy: Policy
     sink: BlobSink
     budget: ByteBudget
+    seen: FetchObservation
     tally: Counter[str] = attrs.field(factory=Counter)
     """What was asked of the store: counts named like the fields of FetchStats."""
     served: set[str] = attrs.field(factory=set)
@@ -287,23 +322,33 @@ class _Gather:
             self.tally["failed_sources"] += 1
         return encoded.failed
 
-    async def _request(self, counter: str, request: Request) -> bytes | None:
+    async def _request(self, counter: str, source_id: str, request: Request) -> bytes | None:
         """One storage read: ``read_attempts`` tries, each with its own timeout.
 
         The caller holds a slot; the timeout starts only now. Returns None when the
-        key is missing or the read failed for good.
+        key is missing or the read failed for good. Each try and each retry is reported.
+        A store that declares ``retries_reads`` is tried once. Bytes that fail
+        verification are never read again: their blobs go to their next source.
         """
-        for attempt in range(self.policy.read_attempts):
-            if attempt:
+        kind = _READ_KIND[counter]
+        failure: BaseException | None = None
+        # One retry layer per fault: a store that retries its own faults gets one try.
+        attempts = 1 if retries_its_reads(self.store) else self.policy.read_attempts
+        for attempt in range(1, attempts + 1):
+            if failure is not None:
                 self.tally["retries"] += 1
-                await asyncio.sleep(self._backoff(attempt))
+                delay = self._backoff(attempt - 1)
+                self.seen.retry_scheduled(kind, source_id, attempt, delay, failure)
+                await asyncio.sleep(delay)
             self.tally[counter] += 1
             try:
-                async with asyncio.timeout(self.policy.request_timeout_s):
-                    data = await request()
+                with self.seen.reading(kind, source_id, attempt) as read:
+                    async with asyncio.timeout(self.policy.request_timeout_s):
+                        data = read.received(await request())
             except InvalidRequestError:
                 return None  # a bad id stays bad: trying again cannot help
-            except (StorageError, TimeoutError):
+            except (StorageError, TimeoutError) as error:
+                failure = error
                 continue
             if data is not None:
                 self.tally["bytes_read"] += len(data)
@@ -331,17 +376,19 @@ class _Gather:
     ) -> list[str]:
         """The chosen mpack of each blob, then its alternates until none is left unread."""
         while True:
-            plan = plan_fetch(
-                left,
-                locations=locations,
-                excluded=self.read_mpacks,
-                policy=self.policy,
-                ranged_reads=self.ranged,
-            )
+            with self.seen.phase(FetchPhase.PLAN):
+                plan = plan_fetch(
+                    left,
+                    locations=locations,
+                    excluded=self.read_mpacks,
+                    policy=self.policy,
+                    ranged_reads=self.ranged,
+                )
             if not plan.reads:
                 return left
             self.read_mpacks.update(read.mpack_id for read in plan.reads)
-            failed = await asyncio.gather(*(self._read(read) for read in plan.reads))
+            with self.seen.phase(FetchPhase.READ, reads=len(plan.reads)):
+                failed = await asyncio.gather(*(self._read(read) for read in plan.reads))
             left = [*plan.legacy, *plan.unresolved, *(o for part in failed for o in part)]
 
     async def from_legacy_keys(self, left: list[str]) -> list[str]:
@@ -367,7 +414,9 @@ class _Gather:
     async def _read_whole(self, read: MPackRead) -> list[str]:
         expected = read.bytes_to_read or self.policy.max_range_bytes
         async with self.slots, self.budget.hold(expected):
-            data = await self._request("mpack_gets", lambda: self.store.get_mpack(read.mpack_id))
+            data = await self._request(
+                "mpack_gets", read.mpack_id, lambda: self.store.get_mpack(read.mpack_id)
+            )
             if data is None:
                 self.tally["failed_sources"] += 1
                 return list(read.blobs)
@@ -382,7 +431,7 @@ class _Gather:
         store = self.store
         async with self.slots, self.budget.hold(end - start):
             data = await self._request(
-                "range_gets", lambda: store.get_mpack_range(mpack_id, start, end)
+                "range_gets", mpack_id, lambda: store.get_mpack_range(mpack_id, start, end)
             )
             if data is None:
                 self.tally["failed_sources"] += 1
@@ -398,7 +447,7 @@ class _Gather:
         assert isinstance(store, RangedReads)  # the planner makes ranges only for such stores
         async with self.slots, self.budget.hold(end - start):
             data = await self._request(
-                "range_gets", lambda: store.get_mpack_range(mpack_id, start, end)
+                "range_gets", mpack_id, lambda: store.get_mpack_range(mpack_id, start, end)
             )
         return data if data is None or len(data) == end - start else None
 
@@ -477,7 +526,9 @@ class _Gather:
     async def _read_legacy(self, object_id: str) -> bool:
         written = self.needed.as_written[object_id]
         async with self.slots:
-            data = await self._request("object_gets", lambda: self.store.get_object(written))
+            data = await self._request(
+                "object_gets", written, lambda: self.store.get_object(written)
+            )
             if data is None:
                 return False
             extracted = await self._off_loop(
@@ -496,6 +547,7 @@ async def gather_blobs(
     sink: BlobSink,
     budget: ByteBudget | None = None,
     excluded: Collection[str] = (),
+    observation: FetchObservation | None = None,
 ) -> tuple[list[str], FetchStats]:
     """Serve every needed blob into ``sink``, trying its sources in :data:`SOURCE_ORDER`.
 
@@ -508,6 +560,8 @@ async def gather_blobs(
         sink: receives each verified blob once, as soon as it is verified.
         budget: bytes that reads may hold at once (shared across fetches by a limiter).
         excluded: mpacks not to read (they poisoned an earlier attempt).
+        observation: where reads, retries, legacy fallbacks and the plan and read
+            phases are reported (None: nowhere).
 
     Returns:
         The canonical ids that no source could serve (sorted), and what was read.
@@ -518,13 +572,18 @@ async def gather_blobs(
         DocumentPoisoned: a blob written through in pieces failed verification.
     """
     check_indexed(needed, cache, locations)
-    gather = _Gather(store, needed, policy, sink, budget or ByteBudget(1 << 62))
+    seen = observation or _unobserved()
+    gather = _Gather(store, needed, policy, sink, budget or ByteBudget(1 << 62), seen)
     gather.read_mpacks.update(excluded)
     left = list(needed.as_written)
     try:
-        left = await gather.from_cache(left, cache)
+        with seen.phase(FetchPhase.READ):
+            left = await gather.from_cache(left, cache)
         left = await gather.from_mpacks(left, locations)
-        left = await gather.from_legacy_keys(left)
+        if left:
+            seen.legacy_fallback(len(left), _mpacks_holding(left, locations))
+            with seen.phase(FetchPhase.READ):
+                left = await gather.from_legacy_keys(left)
     finally:
         gather.worker.shutdown(wait=False, cancel_futures=True)
-    return sorted(left), FetchStats(**gather.tally)
+    return sorted(left), _stats(gather.tally)

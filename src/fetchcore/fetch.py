@@ -34,14 +34,18 @@ from fetchcore.errors import (
     ObjectUnavailableError,
     StorageError,
 )
+from fetchcore.events import FetchPhase, Observer
 from fetchcore.executor import DocumentPoisoned, NeededBlobs, check_indexed, gather_blobs
 from fetchcore.fetch_id import packed_fetch_id
 from fetchcore.graph import parents_first
 from fetchcore.limiter import FetchLimiter
 from fetchcore.model import ENCODINGS, Commit, Location, Snapshot
+from fetchcore.observation import FetchObservation
+from fetchcore.observe import observer_or_default
 from fetchcore.planner import plan_fetch
 from fetchcore.policy import Policy
 from fetchcore.ports import FetchIndex, FetchStore, allows_concurrent_calls
+from fetchcore.progress import ProgressCallback, ProgressSink, ThrottledProgress
 from fetchcore.results import FetchPreview, FetchResult, FetchStats
 from fetchcore.single_flight import SingleFlight
 from fetchcore.validation import check_ids, check_repo_id
@@ -149,6 +153,8 @@ async def serve_fetch(
     policy: Policy = Policy(),
     accept_encodings: Collection[str] = ("identity",),
     limiter: FetchLimiter | None = None,
+    observer: Observer | None = None,
+    progress: ProgressCallback | None = None,
 ) -> FetchResult:
     """Serve the fetch document for ``want`` minus ``have``: reuse it if stored, else build it.
 
@@ -163,10 +169,16 @@ async def serve_fetch(
             adding ``"zstd"`` passes zstd-stored blobs through (still verified).
         limiter: caps on builds and bytes in flight that the hub shares across
             requests (None: this fetch alone is bounded by ``policy``).
+        observer: receives the fetch's events: phases, each storage read and
+            retry, legacy fallbacks, the outcome (None: logging and OpenTelemetry,
+            see :func:`fetchcore.observe.default_observer`).
+        progress: called with blobs and bytes done of the total as reads land in
+            the document, throttled (about 10 calls a second or one per 1 %); not
+            called when the stored document is reused.
 
     Returns:
         The document's id and presigned URL, its counts, whether it was reused,
-        and what was read.
+        what was read and how long each phase took (``stats.timings``).
 
     Raises:
         InvalidRequestError: empty ``want`` or malformed arguments.
@@ -181,11 +193,22 @@ async def serve_fetch(
     want = check_ids("want", want, allow_empty=False)
     have = check_ids("have", have, allow_empty=True)
     encodings = _accept_encodings(accept_encodings)
-    try:
-        async with asyncio.timeout(policy.deadline_s):
-            return await _serve(index, store, repo_id, want, have, policy, encodings, limiter)
-    except TimeoutError:
-        raise FetchDeadlineError(f"fetch ran past its deadline of {policy.deadline_s} s") from None
+    throttled = None if progress is None else ThrottledProgress(progress)
+    with FetchObservation.start(
+        observer_or_default(observer), repo_id=repo_id, want_count=len(want), have_count=len(have)
+    ) as seen:
+        try:
+            async with asyncio.timeout(policy.deadline_s):
+                result = await _serve(
+                    index, store, repo_id, want, have, policy, encodings, limiter, seen, throttled
+                )
+        except TimeoutError:
+            raise FetchDeadlineError(
+                f"fetch ran past its deadline of {policy.deadline_s} s"
+            ) from None
+        result = attrs.evolve(result, stats=attrs.evolve(result.stats, timings=seen.timings()))
+        seen.succeed(result)
+        return result
 
 
 async def _serve(
@@ -197,21 +220,41 @@ async def _serve(
     policy: Policy,
     encodings: frozenset[str],
     limiter: FetchLimiter | None,
+    seen: FetchObservation,
+    progress: ThrottledProgress | None,
 ) -> FetchResult:
-    content = await _content_to_send(index, repo_id, want, have)
-    document_id = packed_fetch_id(
-        content.packed_commits,
-        content.packed_snapshots,
-        content.branch_heads,
-        content.as_written.values(),
-        encodings,
+    with seen.phase(FetchPhase.RESOLVE) as found:
+        content = await _content_to_send(index, repo_id, want, have)
+        document_id = packed_fetch_id(
+            content.packed_commits,
+            content.packed_snapshots,
+            content.branch_heads,
+            content.as_written.values(),
+            encodings,
+        )
+        found.update(commits=len(content.commits), blobs=len(content.as_written))
+    build = _Build(
+        index, store, content, document_id, policy, "zstd" in encodings, limiter, seen, progress
     )
-    build = _Build(index, store, content, document_id, policy, "zstd" in encodings, limiter)
     key = (id(asyncio.get_running_loop()), id(store), document_id)
     result, shared = await _BUILDS.run(key, build.run)
     if shared:
+        # The builder's document, none of its reads: this call read nothing.
         return attrs.evolve(result, uploaded=False, reused=True, size_bytes=0, stats=FetchStats())
     return result
+
+
+def _sizes(as_written: Collection[str], sources: _Sources) -> dict[str, int]:
+    """Each needed blob's length as the index knows it, for progress: its cache
+    entry's, else its first location's stored length (0 when not recorded)."""
+    sizes: dict[str, int] = {}
+    for object_id in as_written:
+        if object_id in sources.cache:
+            sizes[object_id] = len(sources.cache[object_id])
+        else:
+            first = next(iter(sources.locations.get(object_id, ())), None)
+            sizes[object_id] = (first.length or 0) if first is not None else 0
+    return sizes
 
 
 @attrs.frozen
@@ -225,10 +268,16 @@ class _Build:
     policy: Policy
     accept_zstd: bool
     limiter: FetchLimiter | None
+    seen: FetchObservation
+    progress: ThrottledProgress | None
 
     async def run(self) -> FetchResult:
-        if await self._intact():
-            url = await self.store.presign_fetch(self.document_id, self.policy.presign_ttl_s)
+        with self.seen.phase(FetchPhase.LOOKUP) as found:
+            intact = await self._intact()
+            found["reused"] = intact
+        if intact:
+            with self.seen.phase(FetchPhase.UPLOAD):
+                url = await self.store.presign_fetch(self.document_id, self.policy.presign_ttl_s)
             return self._result(url, size_bytes=0, reused=True, stats=FetchStats())
         limiter = self.limiter or FetchLimiter()
         async with limiter.builds:
@@ -244,11 +293,13 @@ class _Build:
 
     async def _build(self, limiter: FetchLimiter) -> FetchResult:
         needed = NeededBlobs(self.content.as_written, self.accept_zstd)
-        sources = await _find_sources(self.index, self.content.as_written)
-        check_indexed(needed, sources.cache, sources.locations)
+        with self.seen.phase(FetchPhase.LOOKUP):
+            sources = await _find_sources(self.index, self.content.as_written)
+            check_indexed(needed, sources.cache, sources.locations)
         # Presigning first: if it fails, nothing has been written. Signing a URL for a
         # key about to exist is a local computation for the stores that can presign.
-        url = await self.store.presign_fetch(self.document_id, self.policy.presign_ttl_s)
+        with self.seen.phase(FetchPhase.UPLOAD):
+            url = await self.store.presign_fetch(self.document_id, self.policy.presign_ttl_s)
         excluded: set[str] = set()
         while True:
             try:
@@ -270,29 +321,42 @@ class _Build:
         upload = await self.store.open_fetch(self.document_id)
         try:
             writer = DocumentWriter(upload, len(needed.as_written))
-            await writer.start(
-                wire.fetch_head(
-                    self.content.packed_commits, self.content.packed_snapshots, writer.blob_count
+            with self.seen.phase(FetchPhase.UPLOAD):
+                await writer.start(
+                    wire.fetch_head(
+                        self.content.packed_commits,
+                        self.content.packed_snapshots,
+                        writer.blob_count,
+                    )
                 )
-            )
+            sink = self._progress_sink(writer, sources)
             unavailable, stats = await gather_blobs(
                 self.store,
                 needed,
                 cache=sources.cache,
                 locations=sources.locations,
                 policy=self.policy,
-                sink=writer,
+                sink=writer if sink is None else sink,
                 budget=limiter.bytes_in_flight,
                 excluded=excluded,
+                observation=self.seen,
             )
             if unavailable:
                 raise ObjectUnavailableError(needed.as_written[o] for o in unavailable)
-            size = await writer.finish(wire.fetch_tail(self.content.branch_heads))
+            with self.seen.phase(FetchPhase.UPLOAD):
+                size = await writer.finish(wire.fetch_tail(self.content.branch_heads))
         except BaseException:
             # Shielded: a second cancellation must not leave the upload half-aborted.
             await asyncio.shield(upload.abort())
             raise
         return size, stats
+
+    def _progress_sink(self, writer: DocumentWriter, sources: _Sources) -> ProgressSink | None:
+        if self.progress is None:
+            return None
+        sink = ProgressSink(writer, self.progress, _sizes(self.content.as_written, sources))
+        sink.start()
+        return sink
 
     def _result(
         self, url: str | None, *, size_bytes: int, reused: bool, stats: FetchStats
@@ -317,10 +381,12 @@ async def preview_fetch(
     want: Collection[str],
     have: Collection[str] = (),
     policy: Policy = Policy(),
+    observer: Observer | None = None,
 ) -> FetchPreview:
     """What :func:`serve_fetch` would read, without reading anything from the store.
 
-    Cache entries count as hits here (serve_fetch verifies them first).
+    Cache entries count as hits here (serve_fetch verifies them first). The
+    ``observer`` receives the preview's phases (resolve, lookup, plan) only.
 
     Raises:
         InvalidRequestError, UnknownCommitError, IndexIntegrityError, StorageError:
@@ -329,17 +395,21 @@ async def preview_fetch(
     check_repo_id(repo_id)
     want = check_ids("want", want, allow_empty=False)
     have = check_ids("have", have, allow_empty=True)
+    seen = FetchObservation.of_preview(observer_or_default(observer), repo_id=repo_id)
     try:
         async with asyncio.timeout(policy.deadline_s):
-            content = await _content_to_send(index, repo_id, want, have)
-            sources = await _find_sources(index, content.as_written)
+            with seen.phase(FetchPhase.RESOLVE):
+                content = await _content_to_send(index, repo_id, want, have)
+            with seen.phase(FetchPhase.LOOKUP):
+                sources = await _find_sources(index, content.as_written)
     except TimeoutError:
         raise FetchDeadlineError(
             f"preview ran past its deadline of {policy.deadline_s} s"
         ) from None
-    plan = plan_fetch(
-        content.as_written, cached=sources.cache, locations=sources.locations, policy=policy
-    )
+    with seen.phase(FetchPhase.PLAN):
+        plan = plan_fetch(
+            content.as_written, cached=sources.cache, locations=sources.locations, policy=policy
+        )
     return FetchPreview(
         commit_count=len(content.commits),
         snapshot_count=len(content.snapshots),

@@ -15,16 +15,24 @@ points at nothing; ingesting the same mpack again then completes the job.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Sequence
+from typing import TypeVar
+
+import attrs
 
 from fetchcore import content, graph, ids, wire
 from fetchcore.errors import InvalidMPackError
+from fetchcore.events import IngestPhase, Observer
 from fetchcore.model import IndexBatch, Location
+from fetchcore.observation import IngestObservation
+from fetchcore.observe import observer_or_default
 from fetchcore.policy import Policy
 from fetchcore.ports import IngestIndex, PushStore
 from fetchcore.results import IngestResult
 from fetchcore.validation import check_repo_id
 from fetchcore.wire import BlobEntry, PushDocument
+
+T = TypeVar("T")
 
 
 def _verify_blobs(
@@ -132,6 +140,7 @@ async def ingest_push(
     repo_id: str,
     mpack: bytes,
     policy: Policy = Policy(),
+    observer: Observer | None = None,
 ) -> IngestResult:
     """Store a push mpack and index everything in it, atomically.
 
@@ -141,9 +150,11 @@ async def ingest_push(
         repo_id: the repository pushed to.
         mpack: the push document, as the client uploaded it.
         policy: size limits and the content-cache threshold.
+        observer: receives the ingest's events: its phases and its outcome
+            (None: logging and OpenTelemetry).
 
     Returns:
-        The mpack id and the counts of what the push held.
+        The mpack id, the counts of what the push held and how long each phase took.
 
     Raises:
         InvalidMPackError: malformed, over a limit, a blob that does not verify,
@@ -155,21 +166,43 @@ async def ingest_push(
     if not isinstance(mpack, bytes | bytearray | memoryview):
         raise InvalidMPackError(None, f"must be bytes, not {type(mpack).__name__}")
     data = bytes(mpack)
-    document = await asyncio.to_thread(wire.parse_push, data, policy)
-    _refuse_cycles(document)
+    with IngestObservation.start(
+        observer_or_default(observer), repo_id=repo_id, mpack_bytes=len(data)
+    ) as seen:
+        result = await _ingest(index, store, repo_id, data, policy, seen)
+        result = attrs.evolve(result, timings=seen.timings())
+        seen.succeed(result)
+        return result
+
+
+async def _ingest(
+    index: IngestIndex,
+    store: PushStore,
+    repo_id: str,
+    data: bytes,
+    policy: Policy,
+    seen: IngestObservation,
+) -> IngestResult:
+    with seen.phase(IngestPhase.PARSE):
+        document = await asyncio.to_thread(wire.parse_push, data, policy)
+        _refuse_cycles(document)
     # Independent work side by side: hashing (one long call, no GIL held), verifying
-    # (one worker thread) and the connectivity queries (the index).
-    mpack_id, cached, _ = await asyncio.gather(
-        asyncio.to_thread(ids.content_id, data),
-        asyncio.to_thread(_verify_blobs, data, document.blobs, policy),
-        _check_connected(index, repo_id, document),
-    )
+    # (one worker thread) and the connectivity queries (the index). The connect
+    # phase is timed on its own, within the verify phase.
+    with seen.phase(IngestPhase.VERIFY, blobs=len(document.blobs)):
+        mpack_id, cached, _ = await asyncio.gather(
+            asyncio.to_thread(ids.content_id, data),
+            asyncio.to_thread(_verify_blobs, data, document.blobs, policy),
+            _timed(seen, IngestPhase.CONNECT, _check_connected(index, repo_id, document)),
+        )
     # Always written, even when the key exists: the same id means the same bytes, so a
     # second write costs an upload and repairs a damaged copy; and an old copy that an
     # orphan sweep is about to delete is young again before the index points at it.
-    building = asyncio.to_thread(_batch, document, mpack_id, len(data), cached)
-    _, batch = await asyncio.gather(store.put_mpack(mpack_id, data), building)
-    await index.record(repo_id, batch)
+    with seen.phase(IngestPhase.STORE):
+        building = asyncio.to_thread(_batch, document, mpack_id, len(data), cached)
+        _, batch = await asyncio.gather(store.put_mpack(mpack_id, data), building)
+    with seen.phase(IngestPhase.RECORD):
+        await index.record(repo_id, batch)
     return IngestResult(
         mpack_id=mpack_id,
         commit_count=len({c.commit_id for c in document.commits}),
@@ -177,3 +210,8 @@ async def ingest_push(
         blob_count=len(batch.locations),
         uploaded=True,
     )
+
+
+async def _timed(seen: IngestObservation, phase: IngestPhase, work: Awaitable[T]) -> T:
+    with seen.phase(phase):
+        return await work

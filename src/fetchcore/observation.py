@@ -152,6 +152,16 @@ class FetchObservation:
         reporter.emit(FetchStarted(reporter.operation_id, repo_id, want_count, have_count))
         return cls(reporter, repo_id)
 
+    @classmethod
+    def of_preview(
+        cls, observer: Observer, *, repo_id: str, clock: Clock = time.perf_counter
+    ) -> Self:
+        """An observation of ``preview_fetch``: its phases only. A preview is not a
+        fetch: no FetchStarted or FetchFinished, so no fetch span, record or metric."""
+        reporter = _Reporter(observer, Operation.FETCH, next(_operation_ids), PhaseTimer(clock))
+        reporter.finished = True
+        return cls(reporter, repo_id)
+
     @property
     def operation_id(self) -> int:
         """The id every event of this fetch carries."""

@@ -39,6 +39,13 @@ def allows_concurrent_calls(index: object) -> bool:
     return getattr(index, "concurrent_calls", False) is True
 
 
+def retries_its_reads(store: object) -> bool:
+    """Whether ``store`` declares that it retries its own transient read faults
+    (``retries_reads``): the executor then makes one attempt per read and fails
+    over, so that retry layers do not multiply."""
+    return getattr(store, "retries_reads", False) is True
+
+
 # ── the store ────────────────────────────────────────────────────────────────
 
 

@@ -9,9 +9,11 @@ it passed on.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
-from typing import TypeAlias
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, TypeAlias
 
 import attrs
 
@@ -111,3 +113,57 @@ class ThrottledProgress:
             now - self._last_at >= self.interval_s
             or fraction - self._last_fraction >= self.step - _ROUNDING
         )
+
+
+class _Sink(Protocol):
+    async def add_encoded(self, object_ids: Sequence[str], encoded: bytes) -> None: ...
+
+    def streamed(
+        self, object_id: str, written_id: str, encoding: str, length: int
+    ) -> AbstractAsyncContextManager[Callable[[bytes], Awaitable[None]]]: ...
+
+
+@attrs.define
+class ProgressSink:
+    """A blob sink that reports progress as verified blobs reach the document.
+
+    Bytes are counted in ``sizes`` (per canonical id: the blob's length as the
+    index knows it, its cache entry's or its stored span's), so the done bytes
+    reach the total exactly when every blob is in.
+    """
+
+    sink: _Sink
+    progress: ThrottledProgress
+    sizes: Mapping[str, int]
+    bytes_total: int = attrs.field(init=False)
+    _blobs_done: int = attrs.field(init=False, default=0)
+    _bytes_done: int = attrs.field(init=False, default=0)
+
+    def __attrs_post_init__(self) -> None:
+        self.bytes_total = sum(self.sizes.values())
+
+    def start(self) -> None:
+        """Report that nothing is done yet (a bar appears before the first read)."""
+        self._report()
+
+    async def add_encoded(self, object_ids: Sequence[str], encoded: bytes) -> None:
+        """Pass the blobs on, then count them."""
+        await self.sink.add_encoded(object_ids, encoded)
+        self._done(object_ids)
+
+    @contextlib.asynccontextmanager
+    async def streamed(
+        self, object_id: str, written_id: str, encoding: str, length: int
+    ) -> AsyncIterator[Callable[[bytes], Awaitable[None]]]:
+        """Pass the pieces on; count the blob once all of it is written."""
+        async with self.sink.streamed(object_id, written_id, encoding, length) as write:
+            yield write
+        self._done([object_id])
+
+    def _done(self, object_ids: Sequence[str]) -> None:
+        self._blobs_done += len(object_ids)
+        self._bytes_done += sum(self.sizes.get(object_id, 0) for object_id in object_ids)
+        self._report()
+
+    def _report(self) -> None:
+        self.progress.report(self._blobs_done, len(self.sizes), self._bytes_done, self.bytes_total)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from fetchcore.planner import FetchPlan
+from fetchcore.timings import Timings
 
 
 @attrs.frozen
@@ -20,6 +21,11 @@ class FetchStats:
         retries: requests repeated after a transient failure or a timeout.
         failed_sources: mpack reads or ranges that were missing, corrupt or
             failed for good, whose blobs went to their next source.
+        timings: seconds per phase of this call (resolve, lookup, plan, read,
+            upload) and its total. A call that waited for an identical build in
+            flight reports its own time: its phases, and a total that includes
+            the wait; the reads are the builder's. Not compared: two results
+            that differ only in how long they took are equal.
     """
 
     cache_hits: int = 0
@@ -29,6 +35,7 @@ class FetchStats:
     bytes_read: int = 0
     retries: int = 0
     failed_sources: int = 0
+    timings: Timings = attrs.field(factory=Timings, eq=False)
 
     @property
     def requests(self) -> int:
@@ -48,7 +55,7 @@ class FetchResult:
         reused: the document was already stored intact (or was being built by an
             identical request in this process), so this call read no push mpack.
         size_bytes: the bytes this call wrote; 0 when it wrote nothing (reused).
-        stats: what this call read from storage.
+        stats: what this call read from storage, and how long its phases took.
     """
 
     mpack_id: str
@@ -64,13 +71,21 @@ class FetchResult:
 
 @attrs.frozen
 class IngestResult:
-    """An ingested push: its mpack id and what it held (distinct blobs)."""
+    """An ingested push: its mpack id and what it held (distinct blobs).
+
+    Attributes:
+        timings: seconds per phase (parse, verify, connect, store, record) and the
+            total. The connectivity queries run while the blobs are verified, so
+            ``connect`` lies within ``verify``; the other phases follow each other.
+            Not compared: ingesting the same push twice gives equal results.
+    """
 
     mpack_id: str
     commit_count: int
     snapshot_count: int
     blob_count: int
     uploaded: bool
+    timings: Timings = attrs.field(factory=Timings, eq=False)
 
 
 @attrs.frozen

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fetchcore.adapters.progress as progress_module
 import pytest
 import sqlalchemy as sa
 from fetchcore.adapters.cli import EXIT_OK, EXIT_UNKNOWN_COMMIT, EXIT_USAGE, main
@@ -90,6 +91,8 @@ class TestJson:
         commit = write_push(workdir / "push.mpack", "a", {"a.txt": b"hello", "b.txt": b"world"})
         code, data = run_json(capsys, "ingest", "push.mpack", "--repo", REPO, "--json")
         assert code == EXIT_OK
+        timings = data.pop("timings")
+        assert set(timings) == {"parse", "verify", "connect", "store", "record", "total"}
         assert data == {
             "repo": REPO,
             "mpack_id": content_id((workdir / "push.mpack").read_bytes()),
@@ -110,6 +113,26 @@ class TestJson:
         assert f"commit  {commit}" in out.splitlines()
         assert f"head    main -> {commit}" in out.splitlines()
 
+    def test_fetch_draws_no_progress_bar_when_piped(
+        self, workdir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        _, second = history(workdir, capsys)
+        code, out, err = run(capsys, "fetch", "--repo", REPO, "--want", second)
+        assert code == EXIT_OK
+        assert out.startswith("fetch mpack")
+        assert err == ""
+
+    def test_fetch_draws_a_progress_bar_on_a_terminal(
+        self, workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        _, second = history(workdir, capsys)
+        monkeypatch.setattr(progress_module, "should_draw", lambda stream: True)
+        code, out, err = run(capsys, "fetch", "--repo", REPO, "--want", second)
+        assert code == EXIT_OK
+        assert out.startswith("fetch mpack")
+        assert "2/2 blobs" in err
+        assert "100%" in err
+
     def test_fetch_reports_counts_and_stats(
         self, workdir: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -119,6 +142,10 @@ class TestJson:
         assert (data["commit_count"], data["snapshot_count"], data["blob_count"]) == (2, 2, 2)
         assert data["stats"]["requests"] == 2
         assert data["stats"]["cache_hits"] == 0
+        timings = data["stats"]["timings"]
+        assert set(timings) == {"resolve", "lookup", "plan", "read", "upload", "total"}
+        phases = sum(timings.values()) - timings["total"]
+        assert phases <= timings["total"] + 1e-5  # each figure is rounded to a microsecond
         assert data["mpack_url"].startswith("file://")  # a directory store hands out its file
         assert Path(data["mpack_url"].removeprefix("file://")).is_file()
         assert data["out"] is None

@@ -10,6 +10,7 @@ connection is retried.
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import sqlite3
 import subprocess
@@ -28,7 +29,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fetchcore.adapters.sql import SqlIndexRepo, upgrade_schema
 from fetchcore.adapters.sql.dialects import Postgres, Sqlite, sqlite_variable_limit
-from fetchcore.adapters.sql.engine import EngineOptions, parse_url, with_retries
+from fetchcore.adapters.sql.engine import (
+    RETRY_CEILINGS_S,
+    EngineOptions,
+    parse_url,
+    retry_delays,
+    with_retries,
+)
 from fetchcore.adapters.sql.migrate import VERSION_TABLE, head_revision
 from fetchcore.adapters.sql.schema import metadata
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -505,6 +512,14 @@ class TestRetries:
             await with_retries(always_busy, "record", "here")
         assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
         assert len(attempts) == 4
+
+    def test_the_pauses_between_attempts_are_jittered_within_their_bounds(self) -> None:
+        draws = [retry_delays(random.Random(seed)) for seed in range(200)]
+        for ceiling, pauses in zip(RETRY_CEILINGS_S, zip(*draws, strict=True), strict=True):
+            assert all(ceiling / 2 <= pause <= ceiling for pause in pauses)
+            assert len(set(pauses)) == len(pauses)  # no two clients wait alike
+            assert max(pauses) - min(pauses) > ceiling / 4  # spread over the range
+        assert list(RETRY_CEILINGS_S) == sorted(RETRY_CEILINGS_S)  # growing: backoff
 
     async def test_a_fault_that_will_not_pass_is_not_retried(self) -> None:
         attempts: list[int] = []

@@ -262,6 +262,12 @@ class InFlightCounter(ObjectStoreWrapper):
         return await self._held(await self.inner.get_mpack_range(mpack_id, start, end))
 
 
+class SelfRetryingStore(RecordingObjectStore):
+    """A store that declares it retries its own transient faults (as the S3 store does)."""
+
+    retries_reads = True
+
+
 @attrs.define
 class SlowStore(ObjectStoreWrapper):
     """A store that holds every read ``delay_s``."""
@@ -331,6 +337,20 @@ class TestOneSourceFails:
         with pytest.raises(ObjectUnavailableError):
             await gather(store, CONTENTS[:1], merged(p), policy=attrs.evolve(FAST, read_attempts=3))
         assert len(store.ids_of("get_mpack")) == 3
+
+    async def test_a_store_that_retries_its_own_reads_is_asked_once_then_fails_over(
+        self,
+    ) -> None:
+        a, b = pack(CONTENTS[:1]), pack([*CONTENTS[:1], b"other"])
+        faults = {"get_mpack": Faults(error=1.0)}
+        faulty = FaultyObjectStore(await stored(a, b), faults=faults, targets={a.mpack_id})
+        store = SelfRetryingStore(faulty)
+        locations = {o: [a.locations[o], b.locations[o]] for o in a.locations}
+        policy = attrs.evolve(FAST, read_attempts=3)
+        served, stats = await gather_with_stats(store, CONTENTS[:1], locations, policy=policy)
+        assert contents_of(served) == set(CONTENTS[:1])
+        assert store.ids_of("get_mpack") == [a.mpack_id, b.mpack_id]
+        assert stats.retries == 0
 
     async def test_the_request_timeout_does_not_count_the_wait_for_a_slot(self) -> None:
         packs = [pack([c]) for c in CONTENTS[:2]]

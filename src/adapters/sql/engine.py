@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,8 +32,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from fetchcore.errors import IndexRepoError, InvalidRequestError
 
 T = TypeVar("T")
-RETRY_DELAYS_S = (0.05, 0.2, 0.5)
-"""Pauses between the attempts of an operation that failed transiently."""
+RETRY_CEILINGS_S = (0.05, 0.2, 0.8)
+"""Longest pause before each retry of an operation that failed transiently (x4 each)."""
+
+
+def retry_delays(rng: random.Random | None = None) -> list[float]:
+    """The pauses before each retry: each between half its ceiling and the ceiling.
+
+    Jittered, so that the clients a database outage failed together do not all
+    come back at the same instant; never below half, so a retry still waits.
+    """
+    draw = rng or random
+    return [draw.uniform(ceiling / 2, ceiling) for ceiling in RETRY_CEILINGS_S]
+
 
 _DIALECTS: dict[str, Callable[[], SqlDialect]] = {
     "postgresql+asyncpg": Postgres,
@@ -128,7 +140,9 @@ def dialect_for(url: URL) -> SqlDialect:
 async def with_retries(
     operation: Callable[[], Awaitable[T]], name: str, where: str, timeout_s: float | None = None
 ) -> T:
-    """Run ``operation``, again after a pause while it fails transiently.
+    """Run ``operation``, again after a jittered pause while it fails transiently.
+
+    The pauses are :func:`retry_delays`.
 
     Args:
         timeout_s: the time one attempt may take; one that takes longer has failed
@@ -137,7 +151,7 @@ async def with_retries(
     Raises:
         IndexRepoError: it failed for good; the driver's error is the cause.
     """
-    for delay in (*RETRY_DELAYS_S, None):
+    for delay in (*retry_delays(), None):
         try:
             async with asyncio.timeout(timeout_s):
                 return await operation()
