@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import tracemalloc
+from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 import pytest
 from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
 from fetchcore.adapters.recording import RecordingObjectStore
+from fetchcore.adapters.wrapping import IndexRepoWrapper
 
 from fetchcore import (
+    FetchDeadlineError,
     FetchTooLargeError,
     LegacyFallbackLimitError,
+    Location,
     Policy,
     ingest_push,
     serve_fetch,
@@ -98,3 +103,27 @@ class TestLegacyGetLimit:
         print(f"storm guard on S3 with a wrong prefix: {elapsed:.3f} s")
         assert misplaced.ids_of("get_object") == []
         assert raised.value.mpack_ids == (content_id(data),)
+
+
+@attrs.define
+class StalledLookups(IndexRepoWrapper):
+    """An index whose location lookup never answers (a hung database), the rest healthy."""
+
+    async def find_locations(self, object_ids: Collection[str]) -> Mapping[str, Sequence[Location]]:
+        await asyncio.Event().wait()
+        raise AssertionError("never answers")
+
+
+class TestDeadline:
+    async def test_a_stalled_index_lookup_ends_in_a_deadline_error_and_writes_nothing(
+        self,
+    ) -> None:
+        data, commit = push_of("c", {"f": b"content"})
+        index, memory = MemoryIndexRepo(), MemoryObjectStore()
+        await ingest_push(index, memory, repo_id=REPO, mpack=data)
+        policy = Policy(deadline_s=0.2)
+        with pytest.raises(FetchDeadlineError):
+            await serve_fetch(
+                StalledLookups(index), memory, repo_id=REPO, want=[commit], policy=policy
+            )
+        assert memory.fetches == {}
