@@ -1,17 +1,31 @@
-"""The executor's limits on one fetch: its decoded total and its legacy per-object GETs."""
+"""The executor's limits on one fetch (its decoded total, its legacy per-object GETs), and
+guards found by planting bugs in it (tools/mutants.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import attrs
 import pytest
 from fetchcore.adapters.recording import RecordingObjectStore
+from fetchcore.adapters.wrapping import ObjectStoreWrapper
 
-from fetchcore import FetchTooLargeError, LegacyFallbackLimitError, Policy
-from fetchcore.executor import NeededBlobs, gather_blobs
-from fetchcore.testing import blob_id
-from tests.unit.test_executor import FAST, CollectingSink, gather_with_stats, merged, pack, stored
+from fetchcore import FetchTooLargeError, LegacyFallbackLimitError, Location, Policy
+from fetchcore.executor import DocumentPoisoned, NeededBlobs, gather_blobs
+from fetchcore.ids import content_id
+from fetchcore.testing import blob_entry, blob_id
+from fetchcore.wire import encode_push, parse_push
+from tests.unit.test_executor import (
+    FAST,
+    CollectingSink,
+    Pack,
+    contents_of,
+    gather_with_stats,
+    merged,
+    pack,
+    stored,
+)
 
 CONTENTS = [f"compressible blob {i} ".encode() * 50 for i in range(10)]
 TOTAL = sum(len(c) for c in CONTENTS)
@@ -126,3 +140,56 @@ class TestLegacyGetLimit:
         assert raised.value.object_ids == tuple(sorted(blob_id(c) for c in CONTENTS))
         assert raised.value.limit == len(CONTENTS) - 1
         assert p.mpack_id in str(raised.value)
+
+
+@attrs.define
+class SlowRanges(ObjectStoreWrapper):
+    """A store that holds every ranged read ``delay_s``."""
+
+    delay_s: float = 0.3
+
+    async def get_mpack_range(self, mpack_id: str, start: int, end: int) -> bytes | None:
+        await asyncio.sleep(self.delay_s)
+        return await self.inner.get_mpack_range(mpack_id, start, end)
+
+
+class TestRangedReads:
+    async def test_the_request_timeout_does_not_count_the_wait_for_a_slot(self) -> None:
+        # Each mpack holds a large blob nobody asked for: its one needed blob is read by range.
+        filler = random.Random(3).randbytes(100_000)
+        packs = [pack([c, filler + c]) for c in CONTENTS[:2]]
+        store = SlowRanges(await stored(*packs), delay_s=0.3)
+        policy = attrs.evolve(
+            FAST, max_in_flight=1, request_timeout_s=0.45, read_attempts=1, request_cost_bytes=0
+        )
+        served, stats = await gather_with_stats(store, CONTENTS[:2], merged(*packs), policy=policy)
+        assert contents_of(served) == set(CONTENTS[:2])
+        assert (stats.range_gets, stats.mpack_gets, stats.retries) == (2, 0, 0)
+
+
+def pack_claiming(object_id: str, stored_content: bytes) -> Pack:
+    """An mpack whose one zstd entry claims ``object_id`` but holds ``stored_content``."""
+    entry = blob_entry(stored_content, encoding="zstd", object_id=object_id)
+    data = encode_push(blobs=[entry])
+    mpack_id = content_id(data)
+    (parsed,) = parse_push(data).blobs
+    location = Location(mpack_id, parsed.offset, parsed.length, "zstd", len(data))
+    return Pack(mpack_id, data, {object_id: location})
+
+
+class TestStreamedPassThrough:
+    POLICY = attrs.evolve(FAST, max_range_bytes=10_000, request_cost_bytes=0)
+
+    async def test_a_streamed_frame_of_other_content_poisons_the_document(self) -> None:
+        wanted, other = (random.Random(seed).randbytes(50_000) for seed in (1, 2))
+        p = pack_claiming(blob_id(wanted), other)
+        needed = NeededBlobs({blob_id(wanted): blob_id(wanted)}, accept_zstd=True)
+        with pytest.raises(DocumentPoisoned):
+            await gather_blobs(
+                await stored(p),
+                needed,
+                cache={},
+                locations=merged(p),
+                policy=self.POLICY,
+                sink=CollectingSink(),
+            )
