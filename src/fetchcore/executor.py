@@ -10,6 +10,12 @@ Rules this module keeps:
 - Only verified bytes leave: every blob is decoded and hashed against its id,
   whichever source it came from; a zstd blob passed through is exactly its
   stored frame, and that frame decoded matches the id.
+- The blobs of one gather decode to at most ``Policy.max_fetch_decoded_bytes``,
+  refused before any read when the index already knows the sizes and otherwise
+  before each frame is decoded; past it the fetch stops (FetchTooLargeError),
+  since every other source holds the same content. More blobs left for their
+  legacy keys than ``Policy.max_legacy_gets`` stop it before any of those GETs
+  (LegacyFallbackLimitError): the mpacks are not where the store looks.
 - A failure tied to one source (missing, corrupt, an InvalidRequestError such as
   a malformed mpack id from the index, any StorageError, a timeout) fails that
   source only; its blobs move on to their next source.
@@ -155,7 +161,7 @@ def least_decoded_size(
     of an identity location; 0 as soon as one source is zstd (its size is in its frame)."""
     sizes = [len(cache[object_id])] if object_id in cache else []
     for location in locations.get(object_id, ()):
-        identity = location.encoding == "identity" and location.length is not None
+        identity = location.encoding == "identity"
         sizes.append(location.length if identity and location.length is not None else 0)
     return min(sizes, default=0)
 
