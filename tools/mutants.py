@@ -43,12 +43,16 @@ INGEST = "src/fetchcore/ingest.py"
 VALIDATION = "src/fetchcore/validation.py"
 ERRORS = "src/fetchcore/errors.py"
 GRAPH = "src/fetchcore/graph.py"
+EXECUTOR = "src/fetchcore/executor.py"
 T_PLANNER = ("tests/unit/test_planner.py",)
 T_CONTENT = ("tests/unit/test_content.py", "tests/scenarios/test_ingest.py")
 T_WIRE = ("tests/unit/test_wire.py", "tests/scenarios/test_ingest.py")
 T_INGEST = ("tests/scenarios/test_ingest.py",)
 T_ERRORS = ("tests/unit/test_errors.py", "tests/scenarios/test_ingest.py")
 T_REQUESTS = ("tests/scenarios/test_hostile_requests.py", "tests/scenarios/test_ingest.py")
+T_EXECUTOR = ("tests/unit/test_executor.py", "tests/unit/test_executor_limits.py")
+T_LIMITS = (*T_EXECUTOR, "tests/scenarios/test_fetch_limits.py")
+T_FAULTS = ("tests/unit/test_fault_properties.py",)
 
 # fmt: off
 MUTATIONS: list[Mutation] = [
@@ -71,6 +75,22 @@ MUTATIONS: list[Mutation] = [
     Mutation("want that is not a collection raises TypeError", VALIDATION, "except TypeError:  # not iterable", "except ZeroDivisionError:  # not iterable", T_REQUESTS),
     Mutation("error messages repeat ids verbatim", ERRORS, "shown = repr(text[:_MAX_ID_CHARS])", "shown = text", T_ERRORS),
     Mutation("error messages show every id", ERRORS, "ids[:_MAX_IDS_IN_MESSAGE]", "ids", T_ERRORS),
+    Mutation("zstd pass-through skips decode and verify", EXECUTOR, "    written = needed.as_written[object_id]\n    try:\n", "    written = needed.as_written[object_id]\n    if encoding == 'zstd' and needed.accept_zstd:\n        return OutgoingBlob(written, stored, 'zstd')\n    try:\n", T_EXECUTOR),
+    Mutation("streamed zstd pass-through skips verify", EXECUTOR, "                await self._off_loop(decoder.finish)", "                pass_through or await self._off_loop(decoder.finish)", T_EXECUTOR),
+    Mutation("request timeout counts the wait for a slot (whole reads)", EXECUTOR, "        async with self.slots, self.budget.hold(expected):", "        async with asyncio.timeout(self.policy.request_timeout_s), self.slots, self.budget.hold(expected):", T_EXECUTOR),
+    Mutation("request timeout counts the wait for a slot (ranged reads)", EXECUTOR, "        store = self.store\n        async with self.slots, self.budget.hold(end - start):", "        store = self.store\n        async with asyncio.timeout(self.policy.request_timeout_s), self.slots, self.budget.hold(end - start):", T_EXECUTOR),
+    Mutation("one read attempt fewer than configured", EXECUTOR, "for attempt in range(self.policy.read_attempts):", "for attempt in range(self.policy.read_attempts - 1):", T_EXECUTOR),
+    Mutation("legacy get_object asked with the canonical id", EXECUTOR, "self.store.get_object(written)", "self.store.get_object(object_id)", T_EXECUTOR),
+    Mutation("all fail-over deleted", EXECUTOR, "        left = await gather.from_mpacks(left, locations)\n        left = await gather.from_legacy_keys(left, locations)\n", "        left = await gather.from_mpacks(left, {o: list(places)[:1] for o, places in locations.items()})\n", T_FAULTS),
+    Mutation("fail-over to alternate mpacks deleted", EXECUTOR, "            left = [*plan.legacy, *plan.unresolved, *(o for part in failed for o in part)]", "            return [*plan.legacy, *plan.unresolved, *(o for part in failed for o in part)]", (*T_EXECUTOR, *T_FAULTS)),
+    Mutation("fail-over to legacy keys deleted", EXECUTOR, "        left = await gather.from_legacy_keys(left, locations)\n", "", T_FAULTS),
+    Mutation("fetch decoded limit not enforced", EXECUTOR, "    except content.DecodeBudgetError:\n        # Every source", "    except ZeroDivisionError:\n        # Every source", T_LIMITS),
+    Mutation("fetch decoded limit falls back to other sources", EXECUTOR, "        raise FetchTooLargeError(policy.max_fetch_decoded_bytes) from None\n    except content.ContentError:", "        return None\n    except content.ContentError:", T_LIMITS),
+    Mutation("fetch decoded limit of exactly the known sizes refused", EXECUTOR, "if known > policy.max_fetch_decoded_bytes:", "if known >= policy.max_fetch_decoded_bytes:", T_LIMITS),
+    Mutation("known sizes not checked before reading", EXECUTOR, "    check_decoded_size(needed, cache, locations, policy)\n    gather", "    gather", T_LIMITS),
+    Mutation("streamed blobs not charged", EXECUTOR, "        await self._off_loop(functools.partial(self._charge, decoded_size))\n", "", T_LIMITS),
+    Mutation("legacy cap exactly at the limit refused", EXECUTOR, "if len(left) > self.policy.max_legacy_gets:", "if len(left) >= self.policy.max_legacy_gets:", T_LIMITS),
+    Mutation("legacy cap not enforced", EXECUTOR, "if len(left) > self.policy.max_legacy_gets:", "if False:", T_LIMITS),
 ]
 # fmt: on
 

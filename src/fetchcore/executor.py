@@ -10,6 +10,12 @@ Rules this module keeps:
 - Only verified bytes leave: every blob is decoded and hashed against its id,
   whichever source it came from; a zstd blob passed through is exactly its
   stored frame, and that frame decoded matches the id.
+- The blobs of one gather decode to at most ``Policy.max_fetch_decoded_bytes``,
+  refused before any read when the index already knows the sizes and otherwise
+  before each frame is decoded; past it the fetch stops (FetchTooLargeError),
+  since every other source holds the same content. More blobs left for their
+  legacy keys than ``Policy.max_legacy_gets`` stop it before any of those GETs
+  (LegacyFallbackLimitError): the mpacks are not where the store looks.
 - A failure tied to one source (missing, corrupt, an InvalidRequestError such as
   a malformed mpack id from the index, any StorageError, a timeout) fails that
   source only; its blobs move on to their next source.
@@ -47,8 +53,10 @@ import attrs
 from fetchcore import content, ids, wire
 from fetchcore.errors import (
     FetchNotIndexedError,
+    FetchTooLargeError,
     InvalidMPackError,
     InvalidRequestError,
+    LegacyFallbackLimitError,
     StorageError,
 )
 from fetchcore.events import FanOut, FetchPhase, ReadKind
@@ -149,6 +157,31 @@ def check_indexed(
         raise FetchNotIndexedError(missing)
 
 
+def least_decoded_size(
+    object_id: str, cache: Mapping[str, bytes], locations: Mapping[str, Sequence[Location]]
+) -> int:
+    """The least a blob can decode to, known before reading: the size of its cache entry or
+    of an identity location; 0 as soon as one source is zstd (its size is in its frame)."""
+    sizes = [len(cache[object_id])] if object_id in cache else []
+    for location in locations.get(object_id, ()):
+        identity = location.encoding == "identity"
+        sizes.append(location.length if identity and location.length is not None else 0)
+    return min(sizes, default=0)
+
+
+def check_decoded_size(
+    needed: NeededBlobs,
+    cache: Mapping[str, bytes],
+    locations: Mapping[str, Sequence[Location]],
+    policy: Policy,
+) -> None:
+    """Raise FetchTooLargeError when the sizes the index knows already pass
+    ``max_fetch_decoded_bytes`` (before any read; zstd frames are checked as they come)."""
+    known = sum(least_decoded_size(o, cache, locations) for o in needed.as_written)
+    if known > policy.max_fetch_decoded_bytes:
+        raise FetchTooLargeError(policy.max_fetch_decoded_bytes)
+
+
 # ── cutting and verifying (pure, run on the worker thread) ───────────────────
 
 
@@ -173,11 +206,19 @@ class _Encoded:
 
 
 def _verified(
-    object_id: str, stored: memoryview | bytes, encoding: str, needed: NeededBlobs, policy: Policy
+    object_id: str,
+    stored: memoryview | bytes,
+    encoding: str,
+    needed: NeededBlobs,
+    policy: Policy,
+    budget: content.DecodeBudget,
 ) -> OutgoingBlob | None:
     written = needed.as_written[object_id]
     try:
-        decoded = content.decode_verified(object_id, stored, encoding, policy.max_blob_bytes)
+        decoded = budget.decode_verified(object_id, stored, encoding, policy.max_blob_bytes)
+    except content.DecodeBudgetError:
+        # Every source holds the same content: trying another would only spend more.
+        raise FetchTooLargeError(policy.max_fetch_decoded_bytes) from None
     except content.ContentError:
         return None
     if encoding == "zstd" and needed.accept_zstd:
@@ -186,7 +227,12 @@ def _verified(
 
 
 def _extract(
-    data: bytes, base: int, blobs: Blobs, needed: NeededBlobs, policy: Policy
+    data: bytes,
+    base: int,
+    blobs: Blobs,
+    needed: NeededBlobs,
+    policy: Policy,
+    budget: content.DecodeBudget,
 ) -> _Extracted:
     """Cut, decode and verify the blobs whose stored spans lie in ``data`` (at ``base``)."""
     result = _Extracted()
@@ -196,7 +242,7 @@ def _extract(
         start, end = (span[0] - base, span[1] - base) if span else (-1, -1)
         blob = None
         if 0 <= start <= end <= len(data):
-            blob = _verified(object_id, view[start:end], location.encoding, needed, policy)
+            blob = _verified(object_id, view[start:end], location.encoding, needed, policy, budget)
         if blob is None:
             result.failed.append(object_id)
         else:
@@ -217,17 +263,22 @@ def _located_blobs(data: bytes, blobs: Blobs, policy: Policy) -> Blobs:
     return {object_id: spans.get(object_id, location) for object_id, location in blobs.items()}
 
 
-def _extract_whole(data: bytes, blobs: Blobs, needed: NeededBlobs, policy: Policy) -> _Extracted:
+def _extract_whole(
+    data: bytes, blobs: Blobs, needed: NeededBlobs, policy: Policy, budget: content.DecodeBudget
+) -> _Extracted:
     if any(location.span is None for location in blobs.values()):
         blobs = _located_blobs(data, blobs, policy)
-    return _extract(data, 0, blobs, needed, policy)
+    return _extract(data, 0, blobs, needed, policy, budget)
 
 
-def _verified_cache(cache: Mapping[str, bytes], needed: NeededBlobs, policy: Policy) -> _Extracted:
+def _verified_cache(
+    cache: Mapping[str, bytes], needed: NeededBlobs, policy: Policy, budget: content.DecodeBudget
+) -> _Extracted:
+    """Cache entries and legacy objects: identity content, verified (and charged) like the rest."""
     result = _Extracted()
     for object_id, data in cache.items():
         if object_id in needed.as_written:
-            blob = _verified(object_id, data, "identity", needed, policy)
+            blob = _verified(object_id, data, "identity", needed, policy, budget)
             if blob is None:
                 result.failed.append(object_id)
             else:
@@ -299,9 +350,13 @@ class _Gather:
         factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetchcore-verify")
     )
     slots: asyncio.Semaphore = attrs.field(init=False)
+    decoded: content.DecodeBudget = attrs.field(init=False)
+    """The decoded bytes this gather may still send. Spent only on ``worker`` (its one
+    thread), so it needs no lock; a poisoned attempt starts again with a fresh one."""
 
     def __attrs_post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.policy.max_in_flight)
+        self.decoded = content.DecodeBudget(self.policy.max_fetch_decoded_bytes)
 
     @property
     def ranged(self) -> bool:
@@ -365,7 +420,7 @@ class _Gather:
     async def from_cache(self, left: list[str], cache: Mapping[str, bytes]) -> list[str]:
         entries = {o: cache[o] for o in left if o in cache}
         verified = await self._off_loop(
-            lambda: _verified_cache(entries, self.needed, self.policy).encoded()
+            lambda: _verified_cache(entries, self.needed, self.policy, self.decoded).encoded()
         )
         self.tally["cache_hits"] = len(verified.served)
         await self._deliver(attrs.evolve(verified, failed=[]))
@@ -391,7 +446,16 @@ class _Gather:
                 failed = await asyncio.gather(*(self._read(read) for read in plan.reads))
             left = [*plan.legacy, *plan.unresolved, *(o for part in failed for o in part)]
 
-    async def from_legacy_keys(self, left: list[str]) -> list[str]:
+    async def from_legacy_keys(
+        self, left: list[str], locations: Mapping[str, Sequence[Location]]
+    ) -> list[str]:
+        unreadable = _mpacks_holding(left, locations)
+        if len(left) > self.policy.max_legacy_gets:
+            # So many fallbacks mean the mpacks are not where the store looks: fail
+            # before the storm of GETs, naming the mpacks that could not be read.
+            written = [self.needed.as_written[o] for o in left]
+            raise LegacyFallbackLimitError(written, unreadable, self.policy.max_legacy_gets)
+        self.seen.legacy_fallback(len(left), unreadable)
         results = await asyncio.gather(*(self._read_legacy(object_id) for object_id in left))
         return [object_id for object_id, served in zip(left, results, strict=True) if not served]
 
@@ -399,7 +463,9 @@ class _Gather:
         if read.ranges is None:
             return await self._read_whole(read)
         empty = {o: attrs.evolve(loc, offset=0) for o, loc in read.blobs.items() if loc.length == 0}
-        failed = await self._deliver(_extract(b"", 0, empty, self.needed, self.policy).encoded())
+        failed = await self._deliver(
+            _extract(b"", 0, empty, self.needed, self.policy, self.decoded).encoded()
+        )
         by_range = _blobs_by_range(read.blobs, read.ranges)
         parts = await asyncio.gather(
             *(
@@ -421,7 +487,9 @@ class _Gather:
                 self.tally["failed_sources"] += 1
                 return list(read.blobs)
             extracted = await self._off_loop(
-                lambda: _extract_whole(data, read.blobs, self.needed, self.policy).encoded()
+                lambda: _extract_whole(
+                    data, read.blobs, self.needed, self.policy, self.decoded
+                ).encoded()
             )
             return await self._deliver(extracted)
 
@@ -437,7 +505,9 @@ class _Gather:
                 self.tally["failed_sources"] += 1
                 return list(blobs)
             extracted = await self._off_loop(
-                lambda: _extract(data, start, blobs, self.needed, self.policy).encoded()
+                lambda: _extract(
+                    data, start, blobs, self.needed, self.policy, self.decoded
+                ).encoded()
             )
             return await self._deliver(extracted)
 
@@ -477,7 +547,7 @@ class _Gather:
         data = b"".join(pieces)
         del pieces
         extracted = await self._off_loop(
-            lambda: _extract(data, span[0], blobs, self.needed, self.policy).encoded()
+            lambda: _extract(data, span[0], blobs, self.needed, self.policy, self.decoded).encoded()
         )
         return await self._deliver(extracted)
 
@@ -491,18 +561,14 @@ class _Gather:
             self.tally["failed_sources"] += 1
             return [object_id]
         pass_through = location.encoding == "zstd" and self.needed.accept_zstd
-        length = (
-            location.length
-            if pass_through
-            else content.declared_size(first, location.encoding, location.length)
-        )
-        if length is None or length > self.policy.max_blob_bytes:
-            # An unsized frame must be decoded before its header can be written; one
-            # over the limit fails as it would whole. Both are bounded by max_blob_bytes.
+        decoded_size = content.declared_size(first, location.encoding, location.length)
+        if decoded_size is None or decoded_size > self.policy.max_blob_bytes:
+            # An unsized frame is decoded whole (bounded by max_blob_bytes and the decode
+            # budget) before it is sent; one over the limit fails as it would whole.
             return await self._read_joined(mpack_id, location.span, {object_id: location})
-        decoder = content.PieceDecoder(
-            object_id, location.encoding, location.length if pass_through else length
-        )
+        length = location.length if pass_through else decoded_size
+        await self._off_loop(functools.partial(self._charge, decoded_size))
+        decoder = content.PieceDecoder(object_id, location.encoding, decoded_size)
         written_id = self.needed.as_written[object_id]
         try:
             async with self.sink.streamed(
@@ -523,6 +589,13 @@ class _Gather:
         self.served.add(object_id)
         return []
 
+    def _charge(self, size: int) -> None:
+        """Spend ``size`` decoded bytes before streaming them (on the worker, like every spend)."""
+        try:
+            self.decoded.charge(size)
+        except content.DecodeBudgetError:
+            raise FetchTooLargeError(self.policy.max_fetch_decoded_bytes) from None
+
     async def _read_legacy(self, object_id: str) -> bool:
         written = self.needed.as_written[object_id]
         async with self.slots:
@@ -532,7 +605,9 @@ class _Gather:
             if data is None:
                 return False
             extracted = await self._off_loop(
-                lambda: _verified_cache({object_id: data}, self.needed, self.policy).encoded()
+                lambda: _verified_cache(
+                    {object_id: data}, self.needed, self.policy, self.decoded
+                ).encoded()
             )
             return not await self._deliver(extracted) and object_id in self.served
 
@@ -569,9 +644,14 @@ async def gather_blobs(
     Raises:
         FetchNotIndexedError: some blobs have no cache entry and no location
             (raised before any storage request).
+        FetchTooLargeError: the blobs decode to more than ``max_fetch_decoded_bytes``
+            (before any read when the index already knows it).
+        LegacyFallbackLimitError: more blobs than ``max_legacy_gets`` are left for their
+            legacy keys (raised before any of those GETs).
         DocumentPoisoned: a blob written through in pieces failed verification.
     """
     check_indexed(needed, cache, locations)
+    check_decoded_size(needed, cache, locations, policy)
     seen = observation or _unobserved()
     gather = _Gather(store, needed, policy, sink, budget or ByteBudget(1 << 62), seen)
     gather.read_mpacks.update(excluded)
@@ -581,9 +661,8 @@ async def gather_blobs(
             left = await gather.from_cache(left, cache)
         left = await gather.from_mpacks(left, locations)
         if left:
-            seen.legacy_fallback(len(left), _mpacks_holding(left, locations))
             with seen.phase(FetchPhase.READ):
-                left = await gather.from_legacy_keys(left)
+                left = await gather.from_legacy_keys(left, locations)
     finally:
         gather.worker.shutdown(wait=False, cancel_futures=True)
     return sorted(left), _stats(gather.tally)

@@ -14,6 +14,9 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 
 
+DEFAULT_DEADLINE_S = 300.0
+"""How long a fetch may run by default: far above a healthy fetch, short of a hung request."""
+
 MAX_PRESIGN_TTL_S = 7 * 24 * 3600
 """The longest a presigned URL may live: S3's SigV4 maximum (7 days)."""
 
@@ -80,8 +83,11 @@ class Policy:
         read_attempts: tries per storage read on a transient error (1 = no retry).
         retry_backoff_s: base of the jittered exponential backoff between tries.
         request_timeout_s: a single storage request that takes longer has failed.
-        deadline_s: the whole fetch must finish within this, else FetchDeadlineError
-            (None: no deadline).
+        deadline_s: the whole fetch (index calls and storage reads) must finish within
+            this, else FetchDeadlineError. The default, :data:`DEFAULT_DEADLINE_S`
+            (5 minutes), is far above a healthy fetch (a 25,000-blob fetch takes
+            seconds) yet stops a stalled index or store from holding a request
+            forever. None: no deadline.
         max_legacy_gets: per-object (legacy key) GETs one fetch may issue. Past
             it the fetch fails fast with LegacyFallbackLimitError before issuing
             any of them: thousands of legacy GETs mean the push mpacks cannot be
@@ -115,7 +121,9 @@ class Policy:
     read_attempts: int = attrs.field(default=3, validator=integer_within(1))
     retry_backoff_s: float = attrs.field(default=0.05, validator=_real(0))
     request_timeout_s: float = attrs.field(default=60.0, validator=_real(0.001))
-    deadline_s: float | None = attrs.field(default=None, validator=_optional_real(0.001))
+    deadline_s: float | None = attrs.field(
+        default=DEFAULT_DEADLINE_S, validator=_optional_real(0.001)
+    )
     max_legacy_gets: int = attrs.field(default=1_000, validator=integer_within(0))
 
     max_blob_bytes: int = attrs.field(default=256 * MiB, validator=integer_within(0))

@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -113,6 +114,15 @@ def driver_error_of(raised: pytest.ExceptionInfo[FetchError]) -> BaseException:
 # ── connection trouble ───────────────────────────────────────────────────────
 
 
+async def threads_ended(target_name: str, *, within_s: float) -> None:
+    """Poll until no live thread runs ``target_name`` (Python names a thread after its
+    target); fail if one still runs after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while any(target_name in t.name and t.is_alive() for t in threading.enumerate()):
+        assert time.monotonic() < deadline, f"a {target_name} thread still runs after {within_s} s"
+        await asyncio.sleep(0.005)
+
+
 class TestConnectionTrouble:
     @pytest.mark.postgres
     async def test_a_closed_port_is_an_index_error_that_hides_the_password(self) -> None:
@@ -150,7 +160,8 @@ class TestConnectionTrouble:
         with pytest.raises(IndexRepoError) as raised:
             await open_and_use(f"sqlite+aiosqlite:///{tmp_path / 'a-directory.db'}")
         driver_error_of(raised)
-        await asyncio.sleep(0.1)  # aiosqlite's thread answers a failed open late: let it
+        # aiosqlite's worker thread answers a failed open late: wait for it to end.
+        await threads_ended("_connection_worker_thread", within_s=5.0)
 
     @pytest.mark.parametrize(
         "url",

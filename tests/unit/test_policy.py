@@ -155,5 +155,6 @@ class TestLimits:
         assert "<= 604800" in str(error)
 
 
-def test_no_deadline_is_the_default_and_allowed() -> None:
+def test_a_fetch_has_a_deadline_by_default_and_may_ask_for_none() -> None:
+    assert Policy().deadline_s == 300.0
     assert Policy(deadline_s=None).deadline_s is None
