@@ -70,7 +70,7 @@ def bench(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The demo: a synthetic repository ingested and fetched on the embedded default
     (``nox -s demo -- --index postgresql+asyncpg://… --store s3://…`` for another stack)."""
-    session.install(*EDITABLE, ".[sql,s3]")
+    session.install(*EDITABLE, ".[sql,s3,cli]")
     session.run("fetchcore", "demo", *session.posargs)
 
 

@@ -243,8 +243,12 @@ class Progress:
 def progress_bar(progress: Progress, what: str, label: str) -> Iterator[ProgressCallback | None]:
     """A rich progress bar labelled ``label`` on a terminal; piped, ``None`` and the
     step ``what`` announced as usual (a line printed under a live bar would break it)."""
-    from fetchcore.adapters.progress import terminal_progress  # rich: the cli extra
-
+    try:
+        from fetchcore.adapters.progress import terminal_progress  # rich: the cli extra
+    except ModuleNotFoundError:  # installed without the cli extra: no bars, the steps as ever
+        with progress.step(what):
+            yield None
+        return
     with terminal_progress(label) as bar:
         if bar is not None:
             yield bar

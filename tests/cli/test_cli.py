@@ -215,6 +215,14 @@ class TestABaseInstall:
         assert "pip install 'fetchcore[s3]'" in ran.stderr
         assert len(ran.stderr.strip().splitlines()) == 1
 
+    def test_without_the_cli_extra_ingest_and_fetch_work_without_bars(self, workdir: Path) -> None:
+        commit = write_push(workdir / "push.mpack", "a", {"a.txt": b"hello"})
+        ingested = self.run_without("rich", ["ingest", "push.mpack", "--repo", REPO], workdir)
+        assert ingested.returncode == EXIT_OK, ingested.stderr
+        fetched = self.run_without("rich", ["fetch", "--repo", REPO, "--want", commit], workdir)
+        assert fetched.returncode == EXIT_OK, fetched.stderr
+        assert "Traceback" not in fetched.stderr
+
     def test_another_missing_module_is_not_mistaken_for_an_extra(self) -> None:
         assert missing_extra_hint(ModuleNotFoundError("x", name="numpy")) is None
         assert "fetchcore[sql]" in (
