@@ -123,7 +123,7 @@ def apply(mutation: Mutation, tree: Path) -> None:
     target.write_text(text.replace(mutation.old, mutation.new))
 
 
-def run_tests(tree: Path, tests: tuple[str, ...]) -> bool:
+def run_tests(tree: Path, tests: tuple[str, ...], *, show_failure: bool = False) -> bool:
     """Whether the tests pass on ``tree`` (which must import its own copy of fetchcore)."""
     env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}", "CI": "true"}
     command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
@@ -133,6 +133,8 @@ def run_tests(tree: Path, tests: tuple[str, ...]) -> bool:
         )
     except subprocess.TimeoutExpired:  # a mutant that hangs is caught, by the clock
         return False
+    if result.returncode != 0 and show_failure:
+        print("\n".join(result.stdout.splitlines()[-40:]))
     return result.returncode == 0
 
 
@@ -154,7 +156,7 @@ def main(words: list[str]) -> int:
         copy_tree(pristine)
         check_copy_imports_itself(pristine)
         baseline = sorted({test for mutation in chosen for test in mutation.tests})
-        if not run_tests(pristine, tuple(baseline)):
+        if not run_tests(pristine, tuple(baseline), show_failure=True):
             print("the unmutated tree fails its tests; fix that first")
             return 2
         for mutation in chosen:
