@@ -129,11 +129,55 @@ class _Reporter:
 
 
 @attrs.define
-class FetchObservation:
-    """The reporting of one ``serve_fetch``. Use it as a context manager."""
+class _Observation:
+    """What the observations of fetch and ingest share: their id, phases, timings,
+    one final event, and the ``with`` block that reports a failure on the way out."""
 
     _reporter: _Reporter
     repo_id: str
+
+    @property
+    def operation_id(self) -> int:
+        """The id every event of this operation carries."""
+        return self._reporter.operation_id
+
+    def phase(
+        self, name: str, **attributes: AttributeValue
+    ) -> AbstractContextManager[dict[str, AttributeValue]]:
+        """Time the block as phase ``name`` (a :class:`FetchPhase` or an
+        :class:`IngestPhase`) and report it."""
+        return self._reporter.phase(name, **attributes)
+
+    def timings(self) -> Timings:
+        """The phases measured until now, for ``FetchStats`` or ``IngestResult``."""
+        return self._reporter.timer.timings()
+
+    def fail(self, error: BaseException) -> None:
+        """Report the failed operation."""
+        raise NotImplementedError
+
+    def _finish(self, event: Event) -> None:
+        if not self._reporter.finished:
+            self._reporter.finished = True
+            self._reporter.emit(event)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Leaving without succeed() is a wiring bug; reporting it still closes the span.
+        self.fail(error if error is not None else _NOT_FINISHED)
+
+
+@attrs.define
+class FetchObservation(_Observation):
+    """The reporting of one ``serve_fetch``. Use it as a context manager."""
+
     _requests: dict[ReadKind, int] = attrs.field(factory=dict)
     _bytes_read: int = 0
 
@@ -161,17 +205,6 @@ class FetchObservation:
         reporter = _Reporter(observer, Operation.FETCH, next(_operation_ids), PhaseTimer(clock))
         reporter.finished = True
         return cls(reporter, repo_id)
-
-    @property
-    def operation_id(self) -> int:
-        """The id every event of this fetch carries."""
-        return self._reporter.operation_id
-
-    def phase(
-        self, name: str, **attributes: AttributeValue
-    ) -> AbstractContextManager[dict[str, AttributeValue]]:
-        """Time the block as phase ``name`` (a :class:`FetchPhase`) and report it."""
-        return self._reporter.phase(name, **attributes)
 
     @contextmanager
     def reading(self, kind: ReadKind, source_id: str, attempt: int = 1) -> Iterator[ReadRecord]:
@@ -215,10 +248,6 @@ class FetchObservation:
         """Report that ``object_count`` blobs go to their legacy per-object keys."""
         self._reporter.emit(LegacyFallback(self.operation_id, object_count, failed_mpacks))
 
-    def timings(self) -> Timings:
-        """The phases measured until now, for ``FetchStats``."""
-        return self._reporter.timer.timings()
-
     def succeed(self, result: FetchResult) -> None:
         """Report the served fetch. Call it once, last, inside the ``with`` block."""
         stats = result.stats
@@ -260,30 +289,11 @@ class FetchObservation:
             )
         )
 
-    def _finish(self, event: FetchFinished) -> None:
-        if not self._reporter.finished:
-            self._reporter.finished = True
-            self._reporter.emit(event)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # Leaving without succeed() is a wiring bug; reporting it still closes the span.
-        self.fail(error if error is not None else _NOT_FINISHED)
-
 
 @attrs.define
-class IngestObservation:
+class IngestObservation(_Observation):
     """The reporting of one ``ingest_push``. Use it as a context manager."""
 
-    _reporter: _Reporter
-    repo_id: str
     mpack_bytes: int
 
     @classmethod
@@ -294,21 +304,6 @@ class IngestObservation:
         reporter = _Reporter(observer, Operation.INGEST, next(_operation_ids), PhaseTimer(clock))
         reporter.emit(IngestStarted(reporter.operation_id, repo_id, mpack_bytes))
         return cls(reporter, repo_id, mpack_bytes)
-
-    @property
-    def operation_id(self) -> int:
-        """The id every event of this ingest carries."""
-        return self._reporter.operation_id
-
-    def phase(
-        self, name: str, **attributes: AttributeValue
-    ) -> AbstractContextManager[dict[str, AttributeValue]]:
-        """Time the block as phase ``name`` (an :class:`IngestPhase`) and report it."""
-        return self._reporter.phase(name, **attributes)
-
-    def timings(self) -> Timings:
-        """The phases measured until now, for ``IngestResult``."""
-        return self._reporter.timer.timings()
 
     def succeed(self, result: IngestResult) -> None:
         """Report the ingested push. Call it once, last, inside the ``with`` block."""
@@ -341,20 +336,3 @@ class IngestObservation:
                 error_message=message,
             )
         )
-
-    def _finish(self, event: IngestFinished) -> None:
-        if not self._reporter.finished:
-            self._reporter.finished = True
-            self._reporter.emit(event)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # Leaving without succeed() is a wiring bug; reporting it still closes the span.
-        self.fail(error if error is not None else _NOT_FINISHED)
