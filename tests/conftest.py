@@ -15,6 +15,7 @@ from fetchcore.ports import IndexRepo, ObjectStore
 from tests.backends import INDEXES, STACKS, STORES
 from tests.pg_support import pg_database_url  # noqa: F401  (the session's PostgreSQL database)
 from tests.s3_support import s3_endpoint  # noqa: F401  (the session's S3 server fixture)
+from tests.unit.observe.test_telemetry import telemetry  # noqa: F401  (in-memory OpenTelemetry)
 
 # Hypothesis: CI must be deterministic (the same examples every run, nothing read from
 # or written to an example database); elsewhere each run draws new seeds, and

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -18,11 +18,6 @@ from fetchcore.adapters.filesystem import FilesystemObjectStore
 from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
 from fetchcore.adapters.sql import SqlIndexRepo
 from fetchcore.adapters.wrapping import ObjectStoreWrapper
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from fetchcore import (
     FetchResult,
@@ -42,7 +37,6 @@ from fetchcore.observe import (
     LegacyFallback,
     LoggingObserver,
     Observer,
-    OpenTelemetryObserver,
     PhaseFinished,
     Progress,
     ProgressCallback,
@@ -144,20 +138,6 @@ class NoMPacks(ObjectStoreWrapper):
         return None
 
 
-@pytest.fixture
-def otel() -> Iterator[Telemetry]:
-    """An OpenTelemetry observer on SDK providers that keep spans and metrics in memory."""
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    observer = OpenTelemetryObserver(tracer_provider, meter_provider)
-    yield Telemetry(exporter, reader, tracer_provider, observer)
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
-
-
 def _records(caplog: pytest.LogCaptureFixture, logger: str, level: int) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == logger and r.levelno == level]
 
@@ -242,10 +222,10 @@ class TestTraces:
     async def test_a_fetch_is_one_span_with_its_phases_and_reads_as_children(
         self,
         repository: Repository,
-        otel: Telemetry,
+        telemetry: Telemetry,
     ) -> None:
-        result = await repository.fetch(observer=otel.observer)
-        spans = otel.finished_spans()
+        result = await repository.fetch(observer=telemetry.observer)
+        spans = telemetry.finished_spans()
         (root,) = spans.pop("fetchcore.serve_fetch")
         phases = {f"fetchcore.fetch.{phase}" for phase in FetchPhase}
         assert set(spans) == phases | {"fetchcore.read"}
@@ -259,7 +239,7 @@ class TestTraces:
 
     async def test_ingest_is_one_span_with_a_child_per_phase(
         self,
-        otel: Telemetry,
+        telemetry: Telemetry,
     ) -> None:
         push = _history()[0]
         await ingest_push(
@@ -267,9 +247,9 @@ class TestTraces:
             MemoryObjectStore(),
             repo_id=REPO,
             mpack=push.data,
-            observer=otel.observer,
+            observer=telemetry.observer,
         )
-        spans = otel.finished_spans()
+        spans = telemetry.finished_spans()
         (root,) = spans.pop("fetchcore.ingest_push")
         assert set(spans) == {f"fetchcore.ingest.{phase}" for phase in IngestPhase}
         assert all(
@@ -283,10 +263,10 @@ class TestMetrics:
     async def test_requests_are_counted_by_kind_and_bytes_read_summed(
         self,
         repository: Repository,
-        otel: Telemetry,
+        telemetry: Telemetry,
     ) -> None:
-        result = await repository.fetch(observer=otel.observer)
-        points = otel.points()
+        result = await repository.fetch(observer=telemetry.observer)
+        points = telemetry.points()
         ranges = frozenset({("kind", "range"), ("outcome", "ok")})
         assert points[("fetchcore.storage.requests", ranges)] == result.stats.range_gets > 1
         range_kind = frozenset({("kind", "range")})
@@ -295,18 +275,18 @@ class TestMetrics:
     async def test_a_second_identical_fetch_counts_one_reused_document(
         self,
         repository: Repository,
-        otel: Telemetry,
+        telemetry: Telemetry,
     ) -> None:
-        first = await repository.fetch(observer=otel.observer)
-        assert ("fetchcore.fetch.reused", frozenset()) not in otel.points()
-        second = await repository.fetch(observer=otel.observer)
+        first = await repository.fetch(observer=telemetry.observer)
+        assert ("fetchcore.fetch.reused", frozenset()) not in telemetry.points()
+        second = await repository.fetch(observer=telemetry.observer)
         assert (first.reused, second.reused) == (False, True)
-        assert otel.points()[("fetchcore.fetch.reused", frozenset())] == 1
+        assert telemetry.points()[("fetchcore.fetch.reused", frozenset())] == 1
 
     async def test_an_unknown_commit_counts_one_failure_by_its_class(
         self,
         repository: Repository,
-        otel: Telemetry,
+        telemetry: Telemetry,
     ) -> None:
         with pytest.raises(UnknownCommitError):
             await serve_fetch(
@@ -314,10 +294,10 @@ class TestMetrics:
                 repository.store,
                 repo_id=REPO,
                 want=[fake_id("nowhere")],
-                observer=otel.observer,
+                observer=telemetry.observer,
             )
         failure = frozenset({("operation", "fetch"), ("error.type", "UnknownCommitError")})
-        assert otel.points()[("fetchcore.failures", failure)] == 1
+        assert telemetry.points()[("fetchcore.failures", failure)] == 1
 
 
 class TestEvents:
@@ -448,15 +428,15 @@ class TestOnSqliteAndADirectory:
     async def test_a_fetch_logs_once_traces_its_phases_and_times_them(
         self,
         sqlite_repository: Repository,
-        otel: Telemetry,
+        telemetry: Telemetry,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.DEBUG, logger="fetchcore")
         calls: list[Progress] = []
-        observer = FanOut((LoggingObserver(), otel.observer))
+        observer = FanOut((LoggingObserver(), telemetry.observer))
         result = await sqlite_repository.fetch(observer=observer, progress=calls.append)
         assert len([r for r in caplog.records if r.levelno >= logging.INFO]) == 1
-        spans = otel.finished_spans()
+        spans = telemetry.finished_spans()
         assert len(spans["fetchcore.serve_fetch"]) == 1
         assert len(spans["fetchcore.read"]) == result.stats.requests > 1
         _assert_timings_add_up(result.stats.timings, [str(p) for p in FetchPhase])
