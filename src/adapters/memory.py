@@ -8,6 +8,7 @@ production adapters do, so a test that passes here does not depend on leniency.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 
 import attrs
@@ -49,6 +50,35 @@ class MemoryFetchUpload:
 
 
 @attrs.define
+class MemoryPushUpload:
+    """A push mpack staged in memory under a staging key until its id is known."""
+
+    store: MemoryObjectStore
+    staging_key: str
+    done: bool = False
+
+    async def write(self, chunk: bytes) -> None:
+        if self.done:
+            raise InvalidRequestError("write to a push upload that is already finished")
+        self.store.staging[self.staging_key] += chunk
+
+    async def commit(self, mpack_id: str) -> None:
+        if self.done:
+            raise InvalidRequestError("commit of a push upload that is already finished")
+        ids.check_mpack_id(mpack_id)
+        self.done = True
+        staged = self.store.staging.pop(self.staging_key)
+        self.store.staging_started.pop(self.staging_key, None)
+        if self.store.mpacks.get(mpack_id) != staged:  # intact already: drop the staged copy
+            await self.store.put_mpack(mpack_id, bytes(staged))
+
+    async def abort(self) -> None:
+        self.done = True
+        self.store.staging.pop(self.staging_key, None)
+        self.store.staging_started.pop(self.staging_key, None)
+
+
+@attrs.define
 class MemoryObjectStore:
     """An object store in dicts: legacy objects (by canonical id), push mpacks and
     fetch documents (each sealed with the sha256 of its bytes when written)."""
@@ -59,6 +89,9 @@ class MemoryObjectStore:
     fetch_seals: dict[str, str] = attrs.field(factory=dict)
     mpack_stored_at: dict[str, dt.datetime] = attrs.field(factory=dict)
     """When each push mpack was first stored (UTC): what lifecycle sweeps measure age by."""
+    staging: dict[str, bytearray] = attrs.field(factory=dict)
+    """Push mpacks being received, by staging key (see :meth:`open_push`)."""
+    staging_started: dict[str, dt.datetime] = attrs.field(factory=dict)
 
     async def get_object(self, object_id: str) -> bytes | None:
         return self.objects.get(ids.canonical(object_id))
@@ -85,6 +118,20 @@ class MemoryObjectStore:
     async def presign_mpack(self, mpack_id: str, ttl_s: int) -> str | None:
         ids.check_mpack_id(mpack_id)
         return f"memory://mpacks/{mpack_id}?ttl={ttl_s}"
+
+    async def open_push(self) -> MemoryPushUpload:
+        staging_key = uuid.uuid4().hex
+        self.staging[staging_key] = bytearray()
+        self.staging_started[staging_key] = dt.datetime.now(dt.UTC)
+        return MemoryPushUpload(self, staging_key)
+
+    async def sweep_staging(self, min_age_s: float) -> int:
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=min_age_s)
+        stale = [key for key, started in self.staging_started.items() if started <= cutoff]
+        for key in stale:
+            self.staging.pop(key, None)
+            self.staging_started.pop(key, None)
+        return len(stale)
 
     async def open_fetch(self, fetch_id: str) -> MemoryFetchUpload:
         return MemoryFetchUpload(self, ids.check_mpack_id(fetch_id))

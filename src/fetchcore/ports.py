@@ -15,7 +15,8 @@ what it is used for:
 - the store: :class:`FetchStore` (reading push mpacks and legacy keys, writing
   and signing fetch documents), :class:`RangedReads` (byte ranges of push
   mpacks: optional, a store without it is read whole) and :class:`PushStore`
-  (storing push mpacks); :class:`ObjectStore` is their union.
+  (storing push mpacks), :class:`StagedPushes` (receiving a push in pieces,
+  staged until its id is known: optional); :class:`ObjectStore` is their union.
 
 Object ids handed to an index are canonical (``sha256:<hex>``): the core
 canonicalizes before it asks, and :class:`IndexBatch` canonicalizes on
@@ -134,6 +135,55 @@ class PushStore(Protocol):
     async def has_mpack(self, mpack_id: str) -> bool | None:
         """Whether the mpack is stored; None when the store cannot tell without
         downloading it (then the caller acts as if it were not)."""
+        ...
+
+
+@runtime_checkable
+class PushUpload(Protocol):
+    """A push mpack being received in pieces, staged apart from the push mpacks.
+
+    Its id (the sha256 of all its bytes) is known only once the last piece is in.
+    The core calls :meth:`write` in order, then exactly one of :meth:`commit` or
+    :meth:`abort`. Staged bytes are never readable as a push mpack: a fetch sees
+    the mpack only after ``commit``. After ``abort`` (or a failed ``commit``)
+    nothing staged is left: no staging object, no temporary file, no incomplete
+    multipart upload.
+    """
+
+    async def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` to the staged bytes (the store may upload it now or buffer it)."""
+        ...
+
+    async def commit(self, mpack_id: str) -> None:
+        """Make the staged bytes the push mpack ``mpack_id`` and remove the staging copy.
+
+        The core has checked that ``mpack_id`` is the sha256 of exactly the bytes
+        written. Where that mpack is stored already and the store can tell it is
+        intact, the staged copy is simply dropped; otherwise it replaces the
+        stored one (which repairs a damaged copy, as ``put_mpack`` does).
+        """
+        ...
+
+    async def abort(self) -> None:
+        """Drop everything staged so far. Safe to call more than once."""
+        ...
+
+
+@runtime_checkable
+class StagedPushes(Protocol):
+    """Receiving a push mpack in pieces. Optional: for a store without it, a push
+    that arrives in pieces is joined in memory (within ``Policy.max_document_bytes``)
+    and stored with ``put_mpack``."""
+
+    async def open_push(self) -> PushUpload:
+        """Start staging a push mpack whose id is not known yet."""
+        ...
+
+    async def sweep_staging(self, min_age_s: float) -> int:
+        """Remove what crashed ingests left: staged pushes (and incomplete multipart
+        uploads of them) begun at least ``min_age_s`` seconds ago. Returns how many
+        were removed. Staging younger than that is left alone (an ingest may be
+        running)."""
         ...
 
 
