@@ -67,10 +67,10 @@ class MemoryPushUpload:
             raise InvalidRequestError("commit of a push upload that is already finished")
         ids.check_mpack_id(mpack_id)
         self.done = True
-        staged = self.store.staging.pop(self.staging_key)
+        staged = bytes(self.store.staging.pop(self.staging_key))
         self.store.staging_started.pop(self.staging_key, None)
         if self.store.mpacks.get(mpack_id) != staged:  # intact already: drop the staged copy
-            await self.store.put_mpack(mpack_id, bytes(staged))
+            await self.store.put_mpack(mpack_id, staged)
 
     async def abort(self) -> None:
         self.done = True
