@@ -1,8 +1,9 @@
 """A fault-injecting ObjectStore wrapper, for fetchcore's tests and hub services' own.
 
 Each operation (``get_mpack``, ``get_mpack_range``, ``get_object``, ``put_mpack``,
-``has_mpack``, ``fetch_intact``, ``get_fetch``, and on a fetch upload
-``fetch_write`` and ``fetch_commit``, ...) draws its faults from a :class:`Faults` of probabilities:
+``has_mpack``, ``fetch_intact``, ``get_fetch``, ``open_push``, ``sweep_staging``, on a
+fetch upload ``fetch_write`` and ``fetch_commit``, on a staged push ``push_write`` and
+``push_commit``, ...) draws its faults from a :class:`Faults` of probabilities:
 raise a transient ``ObjectStoreError``, add latency, stall (sleep far past any
 timeout), lose the key (answer None), truncate or corrupt the returned bytes.
 Draws come from a seeded ``random.Random``, so a failing schedule replays
@@ -21,7 +22,7 @@ import attrs
 
 from fetchcore import ids
 from fetchcore.errors import InvalidRequestError, ObjectStoreError
-from fetchcore.ports import FetchUpload, ObjectStore
+from fetchcore.ports import FetchUpload, ObjectStore, PushUpload
 
 T = TypeVar("T")
 
@@ -158,6 +159,13 @@ class FaultyObjectStore:
             "presign_fetch", fetch_id, lambda: self.inner.presign_fetch(fetch_id, ttl_s)
         )
 
+    async def open_push(self) -> PushUpload:
+        upload = await self._act("open_push", "", self.inner.open_push)
+        return FaultyPushUpload(upload, self)
+
+    async def sweep_staging(self, min_age_s: float) -> int:
+        return await self._act("sweep_staging", "", lambda: self.inner.sweep_staging(min_age_s))
+
 
 @attrs.define
 class FaultyFetchUpload:
@@ -174,6 +182,32 @@ class FaultyFetchUpload:
 
     async def commit(self) -> None:
         await self.store._act("fetch_commit", self.fetch_id, self.inner.commit)
+
+    async def abort(self) -> None:
+        await self.inner.abort()
+
+
+@attrs.define
+class FaultyPushUpload:
+    """A staged push whose ``write`` and ``commit`` draw faults from the store's schedule
+    (operations ``push_write``, about no id, and ``push_commit``, about the mpack id). A
+    fault in ``write`` is raised before the call reaches ``inner``, which stays open (the
+    caller aborts it, as after any failure); a fault in ``commit`` aborts ``inner`` first,
+    as a failed commit leaves nothing staged. ``abort`` always passes through."""
+
+    inner: PushUpload
+    store: FaultyObjectStore
+
+    async def write(self, chunk: bytes) -> None:
+        await self.store._act("push_write", "", lambda: self.inner.write(chunk))
+
+    async def commit(self, mpack_id: str) -> None:
+        try:
+            await self.store._before("push_commit", self.store._faults_for("push_commit", mpack_id))
+        except BaseException:
+            await self.inner.abort()  # a failed commit leaves nothing staged (the port says so)
+            raise
+        await self.inner.commit(mpack_id)
 
     async def abort(self) -> None:
         await self.inner.abort()

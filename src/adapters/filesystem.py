@@ -24,6 +24,12 @@ Theory of operation:
   the file system's clock (mtime, and ctime, which user space cannot set back).
   A same-size rewrite in place within one clock tick of the commit is not seen:
   only reading the document could catch that.
+- Staged pushes (a push received in pieces, its id known only at the end) are
+  streamed into ``<root>/staging/<uuid hex>``, on the same file system as the
+  mpacks: commit fsyncs it and renames it onto the mpack's path (atomic, and
+  always done: it repairs a damaged copy, and costs no more than checking
+  one). Abort deletes it. :meth:`~FilesystemObjectStore.sweep_staging` deletes
+  staging files last written before a cutoff (left by a crashed process).
 - Reads: a whole file, or a seek and one read for a byte range, of at most what
   the file holds (a range far past the end allocates nothing).
 - Every file operation runs in a worker thread (``asyncio.to_thread``), so
@@ -44,7 +50,8 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -52,12 +59,14 @@ import attrs
 
 from fetchcore import ids
 from fetchcore.errors import InvalidRequestError, ObjectStoreError
-from fetchcore.lifecycle import StoredMPack
+from fetchcore.lifecycle import StoredMPack, age_cutoff
 from fetchcore.validation import check_range
 
 _SHARD_DIGITS = 2
 _TEMP_PREFIX = ".tmp-"
 _SEAL_SUFFIX = ".seal"
+_STAGING_DIRECTORY = "staging"
+_STAGING_NAME_LENGTH = 32  # a uuid4's hex
 _SEALED_FIELDS = ("st_size", "st_ino", "st_mtime_ns", "st_ctime_ns")
 # Writes gather up to this many bytes before one trip to a worker thread: a fetch
 # writes blob by blob, and a thread hop per small blob would cost more than the disk.
@@ -179,8 +188,8 @@ def _is_sealed(path: Path) -> bool:
 
 
 @attrs.define
-class FilesystemFetchUpload:
-    """A fetch document streamed into a temporary file beside its target.
+class _StreamedFile:
+    """Bytes streamed into one file through worker threads; the base of both uploads.
 
     Small writes gather in memory (up to ``_FLUSH_BYTES``) and go to the file in
     one worker-thread call. Every file operation holds ``_lock``: a write still
@@ -188,17 +197,15 @@ class FilesystemFetchUpload:
     ``abort`` deletes the file.
     """
 
-    path: Path
     _file: IO[bytes] | None = attrs.field(default=None, alias="file")
     _temporary: Path | None = attrs.field(default=None, alias="temporary")
-    _sha256: hashlib._Hash = attrs.field(factory=hashlib.sha256, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     _done: bool = attrs.field(default=False, init=False)
     _pending: list[bytes] = attrs.field(factory=list, init=False)
     _pending_bytes: int = attrs.field(default=0, init=False)
 
     async def write(self, chunk: bytes) -> None:
-        """Append ``chunk`` to the temporary file.
+        """Append ``chunk`` to the file.
 
         Raises:
             InvalidRequestError: the upload is already committed or aborted.
@@ -210,30 +217,29 @@ class FilesystemFetchUpload:
         if self._pending_bytes >= _FLUSH_BYTES:
             await asyncio.to_thread(self._write, self._take_pending())
 
-    async def commit(self) -> None:
-        """fsync, rename over the document, then write its seal.
-
-        Raises:
-            InvalidRequestError: the upload is already committed or aborted.
-            ObjectStoreError: the file system failed (the temporary file is removed).
-        """
-        self._check_open("commit")
-        self._done = True
-        try:
-            await asyncio.to_thread(self._commit, self._take_pending())
-        except BaseException:
-            await asyncio.shield(asyncio.to_thread(self._discard))
-            raise
-
     async def abort(self) -> None:
-        """Delete the temporary file. Safe to call more than once."""
+        """Delete the file. Safe to call more than once."""
         self._done = True
         self._take_pending()
         await asyncio.shield(asyncio.to_thread(self._discard))
 
+    def _describe(self) -> str:
+        return "an upload"
+
+    def _where(self) -> Path:
+        """The path named in errors."""
+        raise NotImplementedError
+
+    def _create(self) -> tuple[IO[bytes], Path]:
+        """Open the file the bytes go to (in a worker thread, under the lock)."""
+        raise NotImplementedError
+
+    def _wrote(self, chunk: bytes) -> None:
+        """Called with every chunk that reached the file."""
+
     def _check_open(self, action: str) -> None:
         if self._done:
-            raise InvalidRequestError(f"{action} a fetch upload that is already finished")
+            raise InvalidRequestError(f"{action} {self._describe()} that is already finished")
 
     def _take_pending(self) -> bytes:
         data = b"".join(self._pending)
@@ -243,29 +249,36 @@ class FilesystemFetchUpload:
 
     def _opened(self) -> IO[bytes]:
         if self._file is None:
-            self._file, self._temporary = _open_temporary(self.path.parent)
+            self._file, self._temporary = self._create()
         return self._file
 
     def _write(self, chunk: bytes) -> None:
-        with self._lock, _os_errors("write", self.path):
+        with self._lock, _os_errors("write", self._where()):
             if self._done:
                 return  # aborted while this write waited for its thread
             self._opened().write(chunk)
-            self._sha256.update(chunk)
+            self._wrote(chunk)
 
-    def _commit(self, rest: bytes) -> None:
-        with self._lock, _os_errors("write", self.path):
-            file = self._opened()
-            file.write(rest)
-            self._sha256.update(rest)
-            file.flush()
-            os.fsync(file.fileno())
-            file.close()
-            assert self._temporary is not None
-            os.replace(self._temporary, self.path)
-            self._temporary = None
-            seal = _seal_of(self.path.stat(), self._sha256.hexdigest())
-            _write_atomically(_seal_path(self.path), json.dumps(seal).encode())
+    def _finish_file(self, rest: bytes) -> Path:
+        """Write ``rest``, fsync and close the file; returns its path. Holds no lock."""
+        file = self._opened()
+        file.write(rest)
+        self._wrote(rest)
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
+        assert self._temporary is not None
+        return self._temporary
+
+    async def _commit_in_thread(self, commit: Callable[[], None]) -> None:
+        """Run ``commit`` in a worker thread; on any failure delete the file, then re-raise."""
+        self._check_open("commit")
+        self._done = True
+        try:
+            await asyncio.to_thread(commit)
+        except BaseException:
+            await asyncio.shield(asyncio.to_thread(self._discard))
+            raise
 
     def _discard(self) -> None:
         with self._lock:
@@ -275,6 +288,116 @@ class FilesystemFetchUpload:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._temporary)
                 self._temporary = None
+
+
+@attrs.define
+class FilesystemFetchUpload(_StreamedFile):
+    """A fetch document streamed into a temporary file beside its target, renamed
+    over it and sealed on commit (see :class:`_StreamedFile`)."""
+
+    path: Path = attrs.field(kw_only=True)
+    _sha256: hashlib._Hash = attrs.field(factory=hashlib.sha256, init=False)
+
+    async def commit(self) -> None:
+        """fsync, rename over the document, then write its seal.
+
+        Raises:
+            InvalidRequestError: the upload is already committed or aborted.
+            ObjectStoreError: the file system failed (the temporary file is removed).
+        """
+        rest = self._take_pending()
+        await self._commit_in_thread(lambda: self._commit(rest))
+
+    def _describe(self) -> str:
+        return "a fetch upload"
+
+    def _where(self) -> Path:
+        return self.path
+
+    def _create(self) -> tuple[IO[bytes], Path]:
+        return _open_temporary(self.path.parent)
+
+    def _wrote(self, chunk: bytes) -> None:
+        self._sha256.update(chunk)
+
+    def _commit(self, rest: bytes) -> None:
+        with self._lock, _os_errors("write", self.path):
+            os.replace(self._finish_file(rest), self.path)
+            self._temporary = None
+            seal = _seal_of(self.path.stat(), self._sha256.hexdigest())
+            _write_atomically(_seal_path(self.path), json.dumps(seal).encode())
+
+
+@attrs.define
+class FilesystemPushUpload(_StreamedFile):
+    """A push mpack staged in ``<root>/staging/<uuid hex>`` until its id is known.
+
+    The staging file is on the same file system as the mpacks, so commit is an
+    fsync and one atomic ``os.replace`` onto the mpack's path (then the
+    directory is fsynced, as ``put_mpack`` does). Commit always replaces a
+    stored copy: the store keeps no seal of push mpacks, and a rename costs no
+    more than telling whether the stored copy is intact, and repairs a damaged one.
+    """
+
+    staging: Path = attrs.field(kw_only=True)
+    mpack_path: Callable[[str], Path] = attrs.field(kw_only=True)
+
+    async def commit(self, mpack_id: str) -> None:
+        """fsync the staging file and rename it onto the mpack ``mpack_id``.
+
+        Raises:
+            InvalidRequestError: already committed or aborted, or a malformed id
+                (the staging file is removed).
+            ObjectStoreError: the file system failed, or the staging file was
+                swept meanwhile (the staging file is removed).
+        """
+        rest = self._take_pending()
+        await self._commit_in_thread(lambda: self._commit(self.mpack_path(mpack_id), rest))
+
+    def _describe(self) -> str:
+        return "a push upload"
+
+    def _where(self) -> Path:
+        return self.staging
+
+    def _create(self) -> tuple[IO[bytes], Path]:
+        return _create_staging_file(self.staging), self.staging
+
+    def _commit(self, target: Path, rest: bytes) -> None:
+        with self._lock, _os_errors("write", target):
+            staged = self._finish_file(rest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+            self._temporary = None
+            _fsync_directory(target.parent)
+
+
+def _create_staging_file(path: Path) -> IO[bytes]:
+    with _os_errors("create", path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("xb")
+
+
+def _sweep_staging_files(staging: Path, cutoff: float) -> int:
+    """Delete the staging files last modified at or before ``cutoff`` (a POSIX time)."""
+    removed = 0
+    with _os_errors("sweep", staging):
+        try:
+            entries = list(os.scandir(staging))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            if not _is_staging_name(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(FileNotFoundError):  # finished or swept meanwhile
+                if entry.stat(follow_symlinks=False).st_mtime <= cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
+
+
+def _is_staging_name(name: str) -> bool:
+    return len(name) == _STAGING_NAME_LENGTH and all(c in "0123456789abcdef" for c in name)
 
 
 @attrs.define
@@ -359,7 +482,7 @@ class FilesystemObjectStore:
         Raises:
             InvalidRequestError: the id is not ``sha256:<hex>`` (nothing was touched).
         """
-        return FilesystemFetchUpload(self._fetch_path(fetch_id))
+        return FilesystemFetchUpload(path=self._fetch_path(fetch_id))
 
     async def fetch_intact(self, fetch_id: str) -> bool | None:
         """Whether the fetch document and its seal agree (a ``stat``; never a read).
@@ -386,6 +509,32 @@ class FilesystemObjectStore:
             InvalidRequestError: the id is not ``sha256:<hex>``.
         """
         return self._fetch_path(fetch_id).absolute().as_uri()
+
+    # ── staged pushes (fetchcore.ports.StagedPushes) ──
+
+    async def open_push(self) -> FilesystemPushUpload:
+        """Start staging a push in ``<root>/staging/<uuid hex>`` (the file is created now,
+        so a crashed ingest leaves it for :meth:`sweep_staging`).
+
+        Raises:
+            ObjectStoreError: the staging file could not be created.
+        """
+        staging = self.root / _STAGING_DIRECTORY / uuid.uuid4().hex
+        file = await asyncio.to_thread(_create_staging_file, staging)
+        return FilesystemPushUpload(file, staging, staging=staging, mpack_path=self._mpack_path)
+
+    async def sweep_staging(self, min_age_s: float) -> int:
+        """Delete staging files last written at least ``min_age_s`` seconds ago.
+
+        Returns:
+            How many staging files were deleted.
+
+        Raises:
+            InvalidRequestError: ``min_age_s`` is negative or not finite (nothing was touched).
+            ObjectStoreError: the staging directory could not be listed or a file deleted.
+        """
+        cutoff = age_cutoff(min_age_s).timestamp()
+        return await asyncio.to_thread(_sweep_staging_files, self.root / _STAGING_DIRECTORY, cutoff)
 
     # ── lifecycle (fetchcore.lifecycle.StoreLifecycle) ──
 

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 import attrs
 
 from fetchcore import ids
-from fetchcore.errors import InvalidRequestError, UnknownCommitError
+from fetchcore.errors import InvalidRequestError, ObjectStoreError, UnknownCommitError
 from fetchcore.graph import commits_to_send
-from fetchcore.lifecycle import RepositoryDeletion, StoredMPack
+from fetchcore.lifecycle import RepositoryDeletion, StoredMPack, age_cutoff
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot, check_record
 from fetchcore.validation import check_range
 
@@ -51,7 +51,11 @@ class MemoryFetchUpload:
 
 @attrs.define
 class MemoryPushUpload:
-    """A push mpack staged in memory under a staging key until its id is known."""
+    """A push mpack staged in memory under a staging key until its id is known.
+
+    A failed commit (a malformed id, or staging swept meanwhile) drops the
+    staged bytes, like abort: nothing staged is ever left behind.
+    """
 
     store: MemoryObjectStore
     staging_key: str
@@ -60,17 +64,23 @@ class MemoryPushUpload:
     async def write(self, chunk: bytes) -> None:
         if self.done:
             raise InvalidRequestError("write to a push upload that is already finished")
-        self.store.staging[self.staging_key] += chunk
+        staged = self.store.staging.get(self.staging_key)
+        if staged is None:
+            raise ObjectStoreError(f"staged push {self.staging_key} was swept")
+        staged += chunk
 
     async def commit(self, mpack_id: str) -> None:
         if self.done:
             raise InvalidRequestError("commit of a push upload that is already finished")
-        ids.check_mpack_id(mpack_id)
         self.done = True
-        staged = bytes(self.store.staging.pop(self.staging_key))
+        staged = self.store.staging.pop(self.staging_key, None)
         self.store.staging_started.pop(self.staging_key, None)
-        if self.store.mpacks.get(mpack_id) != staged:  # intact already: drop the staged copy
-            await self.store.put_mpack(mpack_id, staged)
+        ids.check_mpack_id(mpack_id)
+        if staged is None:
+            raise ObjectStoreError(f"staged push {self.staging_key} was swept")
+        data = bytes(staged)
+        if self.store.mpacks.get(mpack_id) != data:  # intact already: drop the staged copy
+            await self.store.put_mpack(mpack_id, data)
 
     async def abort(self) -> None:
         self.done = True
@@ -126,7 +136,7 @@ class MemoryObjectStore:
         return MemoryPushUpload(self, staging_key)
 
     async def sweep_staging(self, min_age_s: float) -> int:
-        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=min_age_s)
+        cutoff = age_cutoff(min_age_s)
         stale = [key for key, started in self.staging_started.items() if started <= cutoff]
         for key in stale:
             self.staging.pop(key, None)

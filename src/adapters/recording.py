@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
-from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore
+from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore, PushUpload
 
 
 @attrs.frozen
@@ -89,6 +89,14 @@ class RecordingObjectStore:
         self.calls.append(Call("presign_fetch", (fetch_id, ttl_s)))
         return await self.inner.presign_fetch(fetch_id, ttl_s)
 
+    async def open_push(self) -> PushUpload:
+        self.calls.append(Call("open_push"))
+        return RecordingPushUpload(await self.inner.open_push(), self.calls)
+
+    async def sweep_staging(self, min_age_s: float) -> int:
+        self.calls.append(Call("sweep_staging", (min_age_s,)))
+        return await self.inner.sweep_staging(min_age_s)
+
 
 @attrs.define
 class RecordingFetchUpload:
@@ -109,6 +117,28 @@ class RecordingFetchUpload:
 
     async def abort(self) -> None:
         self.calls.append(Call("fetch_abort", (self.fetch_id,)))
+        await self.inner.abort()
+
+
+@attrs.define
+class RecordingPushUpload:
+    """A PushUpload that records its calls (``push_write`` with the chunk's size,
+    ``push_commit`` with the mpack id, ``push_abort``) in the store's list before
+    passing them on."""
+
+    inner: PushUpload
+    calls: list[Call]
+
+    async def write(self, chunk: bytes) -> None:
+        self.calls.append(Call("push_write", (len(chunk),)))
+        await self.inner.write(chunk)
+
+    async def commit(self, mpack_id: str) -> None:
+        self.calls.append(Call("push_commit", (mpack_id,)))
+        await self.inner.commit(mpack_id)
+
+    async def abort(self) -> None:
+        self.calls.append(Call("push_abort"))
         await self.inner.abort()
 
 

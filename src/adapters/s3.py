@@ -47,10 +47,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import json
 import math
-from collections.abc import AsyncIterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import aiohttp
@@ -68,7 +70,7 @@ from botocore.handlers import add_expect_header
 
 from fetchcore import ids
 from fetchcore.errors import InvalidRequestError, ObjectStoreError
-from fetchcore.lifecycle import StoredMPack
+from fetchcore.lifecycle import StoredMPack, age_cutoff
 from fetchcore.policy import MiB, Policy
 from fetchcore.validation import check_range
 
@@ -83,6 +85,10 @@ if TYPE_CHECKING:
 MAX_PRESIGN_TTL_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL can live
 _MAX_PARTS = 10_000  # S3's limit on parts in one multipart upload
 _MIN_PART_BYTES = 5 * MiB  # S3's minimum size of every part but the last
+_SINGLE_COPY_LIMIT_BYTES = 5 * 1024 * MiB  # S3's largest CopyObject
+_COPY_PART_BYTES = 512 * MiB  # the part size of a multipart copy, when the limit allows
+SHA256_METADATA = "fetchcore-sha256"
+"""The user metadata (``x-amz-meta-…``) of a push mpack: the hex sha256 its id names."""
 _HTTP_PARTIAL_CONTENT = 206
 _MAX_BACKOFF_S = 20.0  # botocore's ceiling on the wait before a retry
 
@@ -165,7 +171,10 @@ class S3Tuning:
         multipart_threshold_bytes: larger documents go up as multipart uploads.
         multipart_part_bytes: size of each part (raised when a document would
             need more than 10,000 parts).
-        multipart_concurrency: parts uploaded at once.
+        multipart_concurrency: parts uploaded (or copied) at once.
+        single_copy_limit_bytes: a staged push up to this size becomes its
+            mpack by one CopyObject; a larger one by a multipart copy
+            (UploadPartCopy). S3 copies at most 5 GiB in one request.
         addressing_style: ``"path"`` (works with every S3-compatible server) or
             ``"virtual"``.
     """
@@ -183,6 +192,9 @@ class S3Tuning:
     multipart_threshold_bytes: int = attrs.field(default=16 * MiB, validator=_at_least(0))
     multipart_part_bytes: int = attrs.field(default=8 * MiB, validator=_at_least(_MIN_PART_BYTES))
     multipart_concurrency: int = attrs.field(default=4, validator=_at_least(1))
+    single_copy_limit_bytes: int = attrs.field(
+        default=_SINGLE_COPY_LIMIT_BYTES, validator=_at_least(_MIN_PART_BYTES)
+    )
     addressing_style: Literal["path", "virtual"] = attrs.field(
         default="path", validator=_one_of("path", "virtual")
     )
@@ -224,6 +236,11 @@ class S3Tuning:
     def part_bytes_for(self, size: int) -> int:
         """The part size for a document of ``size`` bytes (at most 10,000 parts)."""
         return max(self.multipart_part_bytes, math.ceil(size / _MAX_PARTS))
+
+    def copy_part_bytes_for(self, size: int) -> int:
+        """The part size of a multipart copy of ``size`` bytes (at most 10,000 parts)."""
+        wanted = min(self.single_copy_limit_bytes, _COPY_PART_BYTES)
+        return max(_MIN_PART_BYTES, wanted, math.ceil(size / _MAX_PARTS))
 
 
 @functools.cache
@@ -469,7 +486,8 @@ class S3ObjectStore:
             ObjectStoreError: the write failed after its retries (a multipart
                 upload is aborted first).
         """
-        await self._write(self._mpack_key(mpack_id), data)
+        key = self._mpack_key(mpack_id)
+        await self._write(key, data, _mpack_metadata(key))
 
     async def has_mpack(self, mpack_id: str) -> bool | None:
         """Whether the mpack is stored (one HEAD; never a GET).
@@ -537,6 +555,135 @@ class S3ObjectStore:
             return await self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_s
             )
+
+    # ── staged pushes (fetchcore.ports.StagedPushes) ──
+
+    async def open_push(self) -> S3PushUpload:
+        """Start staging a push under ``<prefix>staging/<uuid4 hex>`` (nothing is sent yet)."""
+        return S3PushUpload(self, f"{self._staging_namespace()}{uuid.uuid4().hex}")
+
+    async def sweep_staging(self, min_age_s: float) -> int:
+        """Delete staging objects last modified, and abort multipart uploads (of staged
+        pushes and of fetch documents) initiated, at least ``min_age_s`` seconds ago.
+
+        Returns:
+            How many staging objects and multipart uploads were removed.
+
+        Raises:
+            InvalidRequestError: ``min_age_s`` is negative or not finite (nothing was sent).
+            ObjectStoreError: a listing or a removal failed.
+        """
+        cutoff = age_cutoff(min_age_s)
+        removed = 0
+        async for key in self._stale_staging_objects(cutoff):
+            await self._delete(key)
+            removed += 1
+        for namespace in (self._staging_namespace(), f"{self.prefix}fetch/"):
+            async for key, upload_id in self._stale_uploads(namespace, cutoff):
+                await self._abort_upload(key, upload_id)
+                removed += 1
+        return removed
+
+    def _staging_namespace(self) -> str:
+        return f"{self.prefix}staging/"
+
+    async def _stale_staging_objects(self, cutoff: dt.datetime) -> AsyncIterator[str]:
+        namespace = self._staging_namespace()
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=namespace
+        )
+        stale: list[str] = []
+        async with _vendor_errors("LIST", namespace):
+            async for page in pages:
+                stale += [
+                    entry["Key"]
+                    for entry in page.get("Contents", [])
+                    if _is_staging_name(entry["Key"].removeprefix(namespace))
+                    and entry["LastModified"] <= cutoff
+                ]
+        for key in stale:
+            yield key
+
+    async def _stale_uploads(
+        self, namespace: str, cutoff: dt.datetime
+    ) -> AsyncIterator[tuple[str, str]]:
+        """(key, upload id) of the multipart uploads in ``namespace`` (of names this
+        store writes there) initiated at or before ``cutoff``."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=namespace
+        )
+        stale: list[tuple[str, str]] = []
+        async with _vendor_errors("LIST uploads", namespace):
+            async for page in pages:
+                for upload in page.get("Uploads", []):
+                    key, upload_id = upload.get("Key"), upload.get("UploadId")
+                    initiated = upload.get("Initiated")
+                    if key is None or upload_id is None or initiated is None:
+                        continue
+                    name = key.removeprefix(namespace)
+                    ours = _is_staging_name(name) or ids.is_mpack_id(ids.PREFIX + name)
+                    if key.startswith(namespace) and ours and initiated <= cutoff:
+                        stale.append((key, upload_id))
+        for found in stale:
+            yield found
+
+    async def _mpack_intact(self, key: str, size: int) -> bool:
+        """Whether the mpack at ``key`` has ``size`` bytes and the sha256 its key names
+        in its metadata (one HEAD): written by this store, not replaced since."""
+        head = await self._head_or_none(key)
+        if head is None or head["ContentLength"] != size:
+            return False
+        return head.get("Metadata", {}).get(SHA256_METADATA) == _digest_of(key)
+
+    async def _copy(self, source: str, target: str, size: int, metadata: Mapping[str, str]) -> None:
+        """A server-side copy of ``source`` (``size`` bytes) to ``target``, with ``metadata``:
+        one CopyObject up to ``single_copy_limit_bytes``, a multipart copy above."""
+        if size > self.tuning.single_copy_limit_bytes:
+            await self._copy_multipart(source, target, size, metadata)
+            return
+        async with _vendor_errors("COPY", target), self._write_deadline(size):
+            await self.client.copy_object(
+                Bucket=self.bucket,
+                Key=target,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                MetadataDirective="REPLACE",
+                Metadata=dict(metadata),
+            )
+
+    async def _copy_multipart(
+        self, source: str, target: str, size: int, metadata: Mapping[str, str]
+    ) -> None:
+        upload_id = await self._create_upload(target, metadata)
+        try:
+            part_bytes = self.tuning.copy_part_bytes_for(size)
+            slots = asyncio.Semaphore(self.tuning.multipart_concurrency)
+
+            async def copy(number: int, start: int) -> CompletedPartTypeDef:
+                async with slots:
+                    end = min(start + part_bytes, size)
+                    return await self._copy_part(source, target, upload_id, number, (start, end))
+
+            offsets = range(0, size, part_bytes)
+            parts = await _all_parts(copy(n, o) for n, o in enumerate(offsets, start=1))
+            await self._complete_upload(target, upload_id, parts)
+        except BaseException:
+            await self._abort_upload(target, upload_id)
+            raise
+
+    async def _copy_part(
+        self, source: str, target: str, upload_id: str, number: int, span: tuple[int, int]
+    ) -> CompletedPartTypeDef:
+        start, end = span
+        async with _vendor_errors("multipart COPY", target), self._write_deadline(end - start):
+            copied = await self.client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=target,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                CopySourceRange=f"bytes={start}-{end - 1}",
+            )
+        return {"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]}
 
     # ── lifecycle (fetchcore.lifecycle.StoreLifecycle) ──
 
@@ -616,21 +763,29 @@ class S3ObjectStore:
         except _KeyMissingError:
             return None
 
-    async def _write(self, key: str, data: bytes) -> None:
+    async def _write(
+        self, key: str, data: bytes, metadata: Mapping[str, str] | None = None
+    ) -> None:
         if len(data) > self.tuning.multipart_threshold_bytes:
-            await self._put_multipart(key, data)
+            await self._put_multipart(key, data, metadata)
             return
-        await self._put_single(key, data)
+        await self._put_single(key, data, metadata)
 
-    async def _put_single(self, key: str, data: bytes) -> str:
+    async def _put_single(
+        self, key: str, data: bytes, metadata: Mapping[str, str] | None = None
+    ) -> str:
         """One PUT; returns the ETag."""
         async with _vendor_errors("PUT", key), self._write_deadline(len(data)):
-            written = await self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+            written = await self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, Metadata=dict(metadata or {})
+            )
         return written["ETag"]
 
-    async def _create_upload(self, key: str) -> str:
+    async def _create_upload(self, key: str, metadata: Mapping[str, str] | None = None) -> str:
         async with _vendor_errors("multipart PUT", key), self._write_deadline(0):
-            created = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+            created = await self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, Metadata=dict(metadata or {})
+            )
         return created["UploadId"]
 
     async def _upload_part(
@@ -659,8 +814,10 @@ class S3ObjectStore:
     def _write_deadline(self, size: int) -> asyncio.Timeout:
         return asyncio.timeout(self.tuning.write_deadline_s(size))
 
-    async def _put_multipart(self, key: str, data: bytes) -> None:
-        upload_id = await self._create_upload(key)
+    async def _put_multipart(
+        self, key: str, data: bytes, metadata: Mapping[str, str] | None
+    ) -> None:
+        upload_id = await self._create_upload(key, metadata)
         try:
             parts = await self._upload_parts(key, upload_id, data)
             await self._complete_upload(key, upload_id, parts)
@@ -680,14 +837,7 @@ class S3ObjectStore:
                 return await self._upload_part(key, upload_id, number, part)
 
         offsets = range(0, len(data), part_bytes)
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(upload(n, o)) for n, o in enumerate(offsets, start=1)]
-        except ExceptionGroup as failed:
-            # The first failure stands for all (the group cancelled the other parts).
-            first = failed.exceptions[0]
-            raise first from first.__cause__
-        return [task.result() for task in tasks]
+        return await _all_parts(upload(n, o) for n, o in enumerate(offsets, start=1))
 
     async def _abort_upload(self, key: str, upload_id: str) -> None:
         # Best effort: the original failure is what the caller must see. Shielded, so a
@@ -706,6 +856,36 @@ class S3ObjectStore:
                 await self.client.create_bucket(Bucket=self.bucket, **options)
         except _BucketExistsError:
             return
+
+
+_STAGING_NAME_LENGTH = 32  # a uuid4's hex
+
+
+def _is_staging_name(name: str) -> bool:
+    return len(name) == _STAGING_NAME_LENGTH and all(c in "0123456789abcdef" for c in name)
+
+
+def _digest_of(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
+
+
+def _mpack_metadata(key: str) -> dict[str, str]:
+    """The metadata a push mpack is written with: the sha256 its key names."""
+    return {SHA256_METADATA: _digest_of(key)}
+
+
+async def _all_parts(
+    sends: Iterable[Coroutine[Any, Any, CompletedPartTypeDef]],
+) -> list[CompletedPartTypeDef]:
+    """Run the part sends together; the first failure cancels the rest and is raised."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(send) for send in sends]
+    except ExceptionGroup as failed:
+        # The first failure stands for all (the group cancelled the other parts).
+        first = failed.exceptions[0]
+        raise first from first.__cause__
+    return [task.result() for task in tasks]
 
 
 _SEAL_SUFFIX = ".seal"
@@ -727,78 +907,81 @@ def _seal_matches(seal: bytes, size: int, etag: str) -> bool:
 
 
 @attrs.define
-class S3FetchUpload:
-    """A fetch document streamed to S3 as a multipart upload, parts sent while the writer writes.
+class _MultipartWriter:
+    """Bytes streamed to one key as a multipart upload, parts sent while the writer writes.
 
     Written bytes collect in a buffer; each full part (``multipart_part_bytes``)
     starts its upload at once, at most ``multipart_concurrency`` in flight (a
     writer waits for a slot), so memory stays within about
-    ``(multipart_concurrency + 1) * multipart_part_bytes`` whatever the document's
-    size. A document smaller than one part is one PUT at commit. A failed part
-    fails the next write or the commit.
+    ``(multipart_concurrency + 1) * multipart_part_bytes`` whatever the size.
+    Nothing is sent before the first part is full: bytes smaller than one part
+    are still in :attr:`buffer` at the end. A failed part fails the next write
+    or the completion. :meth:`discard` cancels the parts and aborts the upload.
     """
 
     store: S3ObjectStore
     key: str
-    _buffer: bytearray = attrs.field(factory=bytearray, init=False)
-    _size: int = attrs.field(default=0, init=False)
+    metadata: Mapping[str, str] = attrs.field(factory=dict)
+    buffer: bytearray = attrs.field(factory=bytearray, init=False)
+    size: int = attrs.field(default=0, init=False)
+    """Every byte written so far."""
     _upload_id: str | None = attrs.field(default=None, init=False)
     _parts: list[asyncio.Task[CompletedPartTypeDef]] = attrs.field(factory=list, init=False)
     _slots: asyncio.Semaphore = attrs.field(init=False)
     _failure: BaseException | None = attrs.field(default=None, init=False)
-    _committed: bool = attrs.field(default=False, init=False)
-    _done: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.store.tuning.multipart_concurrency)
 
-    async def write(self, chunk: bytes) -> None:
-        """Append ``chunk``; every full part starts uploading.
+    @property
+    def started(self) -> bool:
+        """Whether the multipart upload has begun (a part was full)."""
+        return self._upload_id is not None
 
-        Raises:
-            InvalidRequestError: the upload is already committed or aborted.
-            ObjectStoreError: a part failed, or the upload could not be started.
-        """
-        self._check_writable("write to")
-        self._buffer += chunk
-        self._size += len(chunk)
-        part_bytes = self.store.tuning.multipart_part_bytes
-        while len(self._buffer) >= part_bytes:
-            part = bytes(self._buffer[:part_bytes])
-            del self._buffer[:part_bytes]
-            await self._start_part(part)
-
-    async def commit(self) -> None:
-        """Send the rest, complete the upload, then write the seal (size and ETag).
-
-        Raises:
-            InvalidRequestError: the upload is already committed or aborted.
-            ObjectStoreError: the upload failed; nothing of it is left in the bucket.
-        """
-        self._check_writable("commit")
-        self._done = True
-        try:
-            etag = await self._finish()
-            self._committed = True
-            await self.store._put_single(_seal_key(self.key), _seal_bytes(self._size, etag))
-        except BaseException:
-            await asyncio.shield(self._discard())
-            raise
-
-    async def abort(self) -> None:
-        """Stop the parts in flight and abort the multipart upload. Safe to call more than once."""
-        self._done = True
-        await asyncio.shield(self._discard())
-
-    def _check_writable(self, action: str) -> None:
-        if self._done:
-            raise InvalidRequestError(f"{action} a fetch upload that is already finished")
+    def check_healthy(self) -> None:
+        """Raise the failure of a part, if one failed."""
         if self._failure is not None:
             raise self._failure
 
+    async def write(self, chunk: bytes) -> None:
+        """Append ``chunk``; every full part starts uploading."""
+        self.check_healthy()
+        self.buffer += chunk
+        self.size += len(chunk)
+        part_bytes = self.store.tuning.multipart_part_bytes
+        while len(self.buffer) >= part_bytes:
+            part = bytes(self.buffer[:part_bytes])
+            del self.buffer[:part_bytes]
+            await self._start_part(part)
+
+    async def complete(self) -> str:
+        """Put whatever is written under the key: one PUT if no part was sent,
+        else the last part and CompleteMultipartUpload. Returns the ETag."""
+        if self._upload_id is None:
+            data = bytes(self.buffer)
+            self.buffer.clear()
+            return await self.store._put_single(self.key, data, self.metadata)
+        if self.buffer:
+            await self._start_part(bytes(self.buffer))
+            self.buffer.clear()
+        parts = list(await asyncio.gather(*self._parts))
+        etag = await self.store._complete_upload(self.key, self._upload_id, parts)
+        self._upload_id = None  # complete: nothing left to abort
+        return etag
+
+    async def discard(self) -> None:
+        """Drop the buffer, cancel the parts in flight and abort the upload (best effort)."""
+        self.buffer.clear()
+        for task in self._parts:
+            task.cancel()
+        await asyncio.gather(*self._parts, return_exceptions=True)
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            await self.store._abort_upload(self.key, upload_id)
+
     async def _start_part(self, part: bytes) -> None:
         if self._upload_id is None:
-            self._upload_id = await self.store._create_upload(self.key)
+            self._upload_id = await self.store._create_upload(self.key, self.metadata)
         if len(self._parts) >= _MAX_PARTS:
             raise ObjectStoreError(
                 f"S3 multipart PUT {self.key}: more than {_MAX_PARTS} parts"
@@ -820,27 +1003,154 @@ class S3FetchUpload:
         if not task.cancelled() and task.exception() is not None and self._failure is None:
             self._failure = task.exception()
 
-    async def _finish(self) -> str:
-        if self._upload_id is None:
-            return await self.store._put_single(self.key, bytes(self._buffer))
-        if self._buffer:
-            await self._start_part(bytes(self._buffer))
-            self._buffer.clear()
-        parts = list(await asyncio.gather(*self._parts))
-        etag = await self.store._complete_upload(self.key, self._upload_id, parts)
-        self._upload_id = None  # complete: nothing left to abort
-        return etag
+
+@attrs.define
+class S3FetchUpload:
+    """A fetch document streamed to S3 (see :class:`_MultipartWriter`), sealed at commit.
+
+    A document smaller than one part is one PUT at commit. Abort (and a failed
+    commit) aborts the multipart upload, and takes back a document whose seal
+    could not be written.
+    """
+
+    store: S3ObjectStore
+    key: str
+    _writer: _MultipartWriter = attrs.field(init=False)
+    _committed: bool = attrs.field(default=False, init=False)
+    _done: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._writer = _MultipartWriter(self.store, self.key)
+
+    async def write(self, chunk: bytes) -> None:
+        """Append ``chunk``; every full part starts uploading.
+
+        Raises:
+            InvalidRequestError: the upload is already committed or aborted.
+            ObjectStoreError: a part failed, or the upload could not be started.
+        """
+        self._check_writable("write to")
+        await self._writer.write(chunk)
+
+    async def commit(self) -> None:
+        """Send the rest, complete the upload, then write the seal (size and ETag).
+
+        Raises:
+            InvalidRequestError: the upload is already committed or aborted.
+            ObjectStoreError: the upload failed; nothing of it is left in the bucket.
+        """
+        self._check_writable("commit")
+        self._done = True
+        try:
+            etag = await self._writer.complete()
+            self._committed = True
+            seal = _seal_bytes(self._writer.size, etag)
+            await self.store._put_single(_seal_key(self.key), seal)
+        except BaseException:
+            await asyncio.shield(self._discard())
+            raise
+
+    async def abort(self) -> None:
+        """Stop the parts in flight and abort the multipart upload. Safe to call more than once."""
+        self._done = True
+        await asyncio.shield(self._discard())
+
+    def _check_writable(self, action: str) -> None:
+        if self._done:
+            raise InvalidRequestError(f"{action} a fetch upload that is already finished")
+        self._writer.check_healthy()
 
     async def _discard(self) -> None:
-        self._buffer.clear()
-        for task in self._parts:
-            task.cancel()
-        await asyncio.gather(*self._parts, return_exceptions=True)
-        if self._upload_id is not None:
-            upload_id, self._upload_id = self._upload_id, None
-            await self.store._abort_upload(self.key, upload_id)
+        await self._writer.discard()
         if self._committed:
             # The document is complete but its seal is not: take the document back.
             self._committed = False
+            with contextlib.suppress(ObjectStoreError):
+                await self.store._delete(self.key)
+
+
+@attrs.define
+class S3PushUpload:
+    """A push mpack staged under ``<prefix>staging/<uuid4 hex>`` until its id is known.
+
+    Bytes stream up as a multipart upload of the staging key (see
+    :class:`_MultipartWriter`). At commit, one HEAD tells whether the mpack is
+    stored intact (its size, and the sha256 of its metadata): then the staged
+    upload is simply aborted. Otherwise a push smaller than one part is one PUT
+    of the mpack; a larger one completes the staging object, is copied to the
+    mpack key on the server (CopyObject, or UploadPartCopy above
+    ``single_copy_limit_bytes``), and the staging object is deleted. Any
+    failure (and abort) aborts the upload and deletes the staging object.
+    """
+
+    store: S3ObjectStore
+    key: str
+    _writer: _MultipartWriter = attrs.field(init=False)
+    _staged: bool = attrs.field(default=False, init=False)
+    _done: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._writer = _MultipartWriter(self.store, self.key)
+
+    async def write(self, chunk: bytes) -> None:
+        """Append ``chunk``; every full part starts uploading.
+
+        Raises:
+            InvalidRequestError: the upload is already committed or aborted.
+            ObjectStoreError: a part failed, or the upload could not be started.
+        """
+        self._check_writable("write to")
+        await self._writer.write(chunk)
+
+    async def commit(self, mpack_id: str) -> None:
+        """Make the staged bytes the push mpack ``mpack_id``, then delete the staging object.
+
+        Raises:
+            InvalidRequestError: already committed or aborted, or a malformed id
+                (the staged bytes are dropped).
+            ObjectStoreError: the upload, the copy or the deletion failed; nothing
+                staged is left (as far as the server still answers).
+        """
+        self._check_writable("commit")
+        self._done = True
+        try:
+            await self._commit(self.store._mpack_key(mpack_id))
+        except BaseException:
+            await asyncio.shield(self._discard())
+            raise
+
+    async def abort(self) -> None:
+        """Abort the multipart upload and delete any staging object. Safe to call more than once."""
+        self._done = True
+        await asyncio.shield(self._discard())
+
+    def _check_writable(self, action: str) -> None:
+        if self._done:
+            raise InvalidRequestError(f"{action} a push upload that is already finished")
+        self._writer.check_healthy()
+
+    async def _commit(self, mpack_key: str) -> None:
+        size = self._writer.size
+        if await self.store._mpack_intact(mpack_key, size):
+            await self._writer.discard()
+            return
+        metadata = _mpack_metadata(mpack_key)
+        if not self._writer.started:
+            data = bytes(self._writer.buffer)
+            self._writer.buffer.clear()
+            await self.store._put_single(mpack_key, data, metadata)
+            return
+        self._staged = True  # from here on the staging object may exist
+        await self._writer.complete()
+        await self.store._copy(self.key, mpack_key, size, metadata)
+        await self.store._delete(self.key)
+        self._staged = False
+
+    async def _discard(self) -> None:
+        await self._writer.discard()
+        if self._staged:
+            # Best effort, like aborting the upload: the caller must see the original
+            # failure; what a dead server keeps, sweep_staging removes later.
+            self._staged = False
             with contextlib.suppress(ObjectStoreError):
                 await self.store._delete(self.key)

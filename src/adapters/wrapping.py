@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 import attrs
 
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
-from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore
+from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore, PushUpload
 
 
 @attrs.define
@@ -53,6 +53,12 @@ class ObjectStoreWrapper:
 
     async def presign_fetch(self, fetch_id: str, ttl_s: int) -> str | None:
         return await self.inner.presign_fetch(fetch_id, ttl_s)
+
+    async def open_push(self) -> PushUpload:
+        return await self.inner.open_push()
+
+    async def sweep_staging(self, min_age_s: float) -> int:
+        return await self.inner.sweep_staging(min_age_s)
 
 
 @attrs.define

@@ -39,7 +39,9 @@ from fetchcore.ports import (
     IngestIndex,
     ObjectStore,
     PushStore,
+    PushUpload,
     RangedReads,
+    StagedPushes,
 )
 from fetchcore.results import FetchPreview, FetchResult, FetchStats, IngestResult
 
@@ -73,8 +75,10 @@ __all__ = [
     "ObjectUnavailableError",
     "Policy",
     "PushStore",
+    "PushUpload",
     "RangedReads",
     "Snapshot",
+    "StagedPushes",
     "StorageError",
     "UnknownCommitError",
     "__version__",

@@ -24,6 +24,13 @@ upload; if a sweep deletes that mpack before the ingest records, the new
 locations point at nothing. Re-ingesting the push repairs it (the upload runs
 again because the mpack is missing).
 
+Staging. A push received in pieces is staged apart from the push mpacks until
+its id is known (:class:`~fetchcore.ports.StagedPushes`). An ingest that
+crashes leaves its staging behind (a staging object or file, an incomplete
+multipart upload): :func:`sweep_staging` removes what was begun at least
+``min_age_s`` ago (default :data:`DEFAULT_STAGING_AGE_S`, one day: far longer
+than any ingest), and leaves younger staging alone, since its ingest may still run.
+
 These functions call only the ports below; they do no I/O of their own.
 """
 
@@ -37,10 +44,14 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from fetchcore.errors import InvalidRequestError
+from fetchcore.ports import StagedPushes
 from fetchcore.validation import check_repo_id
 
 DEFAULT_MIN_AGE_S = 24 * 3600.0
 """An mpack younger than this is never an orphan: its ingest may not have recorded yet."""
+
+DEFAULT_STAGING_AGE_S = 24 * 3600.0
+"""Staging younger than this is never swept: its ingest may still be running."""
 
 _REFERENCE_BATCH = 1_000
 """Mpack ids asked about in one index call while sweeping."""
@@ -148,7 +159,7 @@ async def find_orphan_mpacks(
         InvalidRequestError: ``min_age_s`` is negative or not finite.
         IndexRepoError, ObjectStoreError: the index or the store failed.
     """
-    cutoff = _cutoff(min_age_s, now)
+    cutoff = age_cutoff(min_age_s, now)
     orphans: list[StoredMPack] = []
     batch: list[StoredMPack] = []
     async for stored in store.list_mpacks():
@@ -186,8 +197,38 @@ async def delete_orphan_mpacks(
     return deleted
 
 
-def _cutoff(min_age_s: float, now: dt.datetime | None) -> dt.datetime:
-    """The latest storage time an orphan may have."""
+async def sweep_staging(store: StagedPushes, *, min_age_s: float = DEFAULT_STAGING_AGE_S) -> int:
+    """Remove the staged pushes crashed ingests left, begun at least ``min_age_s`` ago.
+
+    Args:
+        store: the store whose staging is swept.
+        min_age_s: staging younger than this many seconds is left alone (an
+            ingest may still be writing it).
+
+    Returns:
+        How many staged pushes (and incomplete multipart uploads) were removed.
+
+    Raises:
+        InvalidRequestError: ``min_age_s`` is negative or not finite (nothing is touched).
+        ObjectStoreError: the store failed.
+    """
+    age_cutoff(min_age_s)  # refuse a bad age before the store is asked
+    return await store.sweep_staging(min_age_s)
+
+
+def age_cutoff(min_age_s: float, now: dt.datetime | None = None) -> dt.datetime:
+    """The latest time something may have been stored to be at least ``min_age_s`` old.
+
+    Args:
+        min_age_s: the age, in seconds.
+        now: the time to measure against (default: the current UTC time).
+
+    Returns:
+        ``now - min_age_s``, an aware UTC datetime.
+
+    Raises:
+        InvalidRequestError: ``min_age_s`` is negative or not finite, or ``now`` is naive.
+    """
     valid = isinstance(min_age_s, int | float) and not isinstance(min_age_s, bool)
     if not valid or not math.isfinite(min_age_s) or min_age_s < 0:
         raise InvalidRequestError(f"min_age_s must be a finite number >= 0, not {min_age_s!r}")

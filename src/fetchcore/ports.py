@@ -188,8 +188,9 @@ class StagedPushes(Protocol):
 
 
 @runtime_checkable
-class ObjectStore(FetchStore, RangedReads, PushStore, Protocol):
-    """Every method of a full object store: fetch, ranged reads, push, legacy keys, presign."""
+class ObjectStore(FetchStore, RangedReads, PushStore, StagedPushes, Protocol):
+    """Every method of a full object store: fetch, ranged reads, push, staged pushes,
+    legacy keys, presign."""
 
     async def put_object(self, object_id: str, data: bytes) -> None:
         """Store content under a legacy per-object key."""

@@ -5,7 +5,8 @@ An adapter over a hub's own tables or storage backend implements a port of
 
 - the ports: :class:`FetchIndex` (read) and :class:`IngestIndex` (write), their
   union :class:`IndexRepo`; :class:`FetchStore`, :class:`FetchUpload`,
-  :class:`RangedReads` and :class:`PushStore`, their union :class:`ObjectStore`;
+  :class:`RangedReads`, :class:`PushStore`, :class:`StagedPushes` and
+  :class:`PushUpload`, their union :class:`ObjectStore`;
   and :func:`allows_concurrent_calls` (an index whose calls may overlap within
   one fetch declares a class attribute ``concurrent_calls = True``);
 - the commit walk, for an index that loads a repository's commits and walks
@@ -45,7 +46,9 @@ from fetchcore.ports import (
     IngestIndex,
     ObjectStore,
     PushStore,
+    PushUpload,
     RangedReads,
+    StagedPushes,
     allows_concurrent_calls,
 )
 from fetchcore.validation import check_range, check_repo_id
@@ -65,8 +68,10 @@ __all__ = [
     "ObjectStore",
     "ObjectStoreError",
     "PushStore",
+    "PushUpload",
     "RangedReads",
     "Snapshot",
+    "StagedPushes",
     "StorageError",
     "UnknownCommitError",
     "allows_concurrent_calls",
