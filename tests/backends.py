@@ -131,6 +131,30 @@ async def stored_fetch_leftovers(store: ObjectStore) -> list[str]:
     raise TypeError(f"no backdoor for {type(store).__name__}")
 
 
+async def staged_push_leftovers(store: ObjectStore) -> list[str]:
+    """Everything the store holds of staged pushes: staging keys (memory), files under
+    the staging directory (filesystem), keys under the staging prefix and unfinished
+    multipart uploads of them (S3). A wrapper is looked through to its ``inner`` store."""
+    inner = getattr(store, "inner", None)
+    if inner is not None:
+        return await staged_push_leftovers(inner)
+    if isinstance(store, MemoryObjectStore):
+        return sorted({*store.staging, *store.staging_started})
+    if isinstance(store, FilesystemObjectStore):
+        staging_root = store.root / "staging"
+        return await asyncio.to_thread(
+            lambda: sorted(str(p) for p in staging_root.rglob("*") if p.is_file())
+        )
+    if isinstance(store, S3ObjectStore):
+        namespace = f"{store.prefix}staging/"
+        keys = [key for key in await list_keys(store) if key.startswith(namespace)]
+        uploads = [
+            f"upload {key}" for key, _ in await list_uploads(store) if key.startswith(namespace)
+        ]
+        return sorted(keys + uploads)
+    raise TypeError(f"no backdoor for {type(store).__name__}")
+
+
 async def replace_behind_the_back(store: ObjectStore, kind: str, some_id: str, data: bytes) -> None:
     """Put ``data`` where the store keeps ``kind`` ("fetch" or "mpack") ``some_id``, as a
     new file or object (a filesystem store sees a new inode)."""
