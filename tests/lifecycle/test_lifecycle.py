@@ -1,4 +1,5 @@
-"""Lifecycle on every stack: forgetting a repository, and sweeping unreferenced push mpacks."""
+"""Lifecycle on every stack: forgetting a repository, sweeping unreferenced push mpacks,
+and sweeping what crashed ingests staged."""
 
 from __future__ import annotations
 
@@ -12,21 +13,31 @@ from typing import Any
 import attrs
 import pytest
 from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
+from fetchcore.adapters.recording import RecordingObjectStore
 
-from fetchcore import IndexBatch, InvalidRequestError, Location, UnknownCommitError, ingest_push
+from fetchcore import (
+    IndexBatch,
+    InvalidRequestError,
+    Location,
+    ObjectStore,
+    UnknownCommitError,
+    ingest_push,
+)
 from fetchcore.ids import canonical, content_id
 from fetchcore.lifecycle import (
     DEFAULT_MIN_AGE_S,
+    DEFAULT_STAGING_AGE_S,
     IndexLifecycle,
     StoredMPack,
     StoreLifecycle,
     delete_orphan_mpacks,
     delete_repository,
     find_orphan_mpacks,
+    sweep_staging,
 )
 from fetchcore.testing import blob_entry, blob_id, commit_entry, fake_id, snapshot_entry
 from fetchcore.wire import encode_push
-from tests.backends import INDEXES, STACKS, STORES
+from tests.backends import INDEXES, STACKS, STORES, staged_push_leftovers
 
 ALICE, BOB = "alice/songs", "bob/fork"
 SHARED, ALICE_ONLY = b"shared content " * 20, b"only alice has this " * 20
@@ -290,3 +301,35 @@ class TestSweepingIsCareful:
         store.mpacks[content_id(data)] = data
         assert await find_orphan_mpacks(MemoryIndexRepo(), store) == []
         assert len(await find_orphan_mpacks(MemoryIndexRepo(), store, now=later())) == 1
+
+
+STAGED = bytes(range(256)) * (9 * 1024 * 4)  # 9 MiB: past a multipart part on S3
+
+
+class TestSweepingStaging:
+    async def test_what_a_crashed_ingest_staged_is_swept(self, object_store: ObjectStore) -> None:
+        upload = await object_store.open_push()
+        await upload.write(STAGED)  # then the process dies: neither commit nor abort
+        left = await staged_push_leftovers(object_store)
+        assert len(left) == 1
+        assert await sweep_staging(object_store, min_age_s=0) == 1
+        assert await staged_push_leftovers(object_store) == []
+
+    async def test_by_default_a_running_ingest_is_left_alone(
+        self, object_store: ObjectStore
+    ) -> None:
+        upload = await object_store.open_push()
+        await upload.write(STAGED)
+        assert await sweep_staging(object_store) == 0
+        await upload.commit(content_id(STAGED))
+        assert await object_store.get_mpack(content_id(STAGED)) == STAGED
+
+    @pytest.mark.parametrize("bad", [-1, math.nan, math.inf, True, "1"])
+    async def test_a_bad_minimum_age_is_refused_before_the_store_is_asked(self, bad: Any) -> None:
+        store = RecordingObjectStore(MemoryObjectStore())
+        with pytest.raises(InvalidRequestError):
+            await sweep_staging(store, min_age_s=bad)
+        assert store.calls == []
+
+    async def test_the_default_staging_age_is_one_day(self) -> None:
+        assert DEFAULT_STAGING_AGE_S == 86_400

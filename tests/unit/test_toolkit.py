@@ -29,6 +29,8 @@ HOMES = {
     "RangedReads": "fetchcore.ports",
     "PushStore": "fetchcore.ports",
     "FetchUpload": "fetchcore.ports",
+    "PushUpload": "fetchcore.ports",
+    "StagedPushes": "fetchcore.ports",
     "allows_concurrent_calls": "fetchcore.ports",
     "ObjectStoreError": "fetchcore.errors",
     "IndexRepoError": "fetchcore.errors",
@@ -64,7 +66,17 @@ def test_the_port_wrappers_are_public_where_the_toolkit_says(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["FetchIndex", "IngestIndex", "FetchStore", "RangedReads", "PushStore", "FetchUpload"]
+    "name",
+    [
+        "FetchIndex",
+        "IngestIndex",
+        "FetchStore",
+        "RangedReads",
+        "PushStore",
+        "FetchUpload",
+        "PushUpload",
+        "StagedPushes",
+    ],
 )
 def test_the_port_halves_are_exported_from_the_package(name: str) -> None:
     assert getattr(fetchcore, name) is getattr(fetchcore.toolkit, name)
