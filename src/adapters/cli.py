@@ -28,6 +28,7 @@ keys are stable (new keys may be added, none renamed or removed):
 - ``migrate``: index (masked), revision
 - ``delete-repo``: repo, commits, snapshots, branch_heads, objects, released_objects
 - ``orphans``: min_age_s, deleted (bool), mpacks [{mpack_id, size, stored_at (ISO 8601)}]
+- ``sweep-staging``: store (masked), min_age_s, removed
 - ``demo``: index, store (masked), blob_count, pushes, fetch_reused,
   rows [{method, requests, bytes_read, seconds}], keys_seconds
 - any command that fails: error {type, message, exit_code}
@@ -70,11 +71,13 @@ from fetchcore import (
 )
 from fetchcore.lifecycle import (
     DEFAULT_MIN_AGE_S,
+    DEFAULT_STAGING_AGE_S,
     IndexLifecycle,
     StoreLifecycle,
     delete_orphan_mpacks,
     delete_repository,
     find_orphan_mpacks,
+    sweep_staging,
 )
 from fetchcore.observe import Progress as BlobProgress
 from fetchcore.observe import ProgressCallback, Timings
@@ -522,6 +525,18 @@ async def command_orphans(args: argparse.Namespace, progress: Progress) -> Outpu
     return Output({"min_age_s": args.min_age, "deleted": args.delete, "mpacks": mpacks}, lines)
 
 
+async def command_sweep_staging(args: argparse.Namespace, progress: Progress) -> Output:
+    shown = masked(args.store)
+    async with open_store(args.store) as store:
+        with progress.step(f"sweeping what crashed ingests staged in {shown}"):
+            removed = await sweep_staging(store, min_age_s=args.min_age)
+    line = (
+        f"{removed:,} staged push(es) or incomplete upload(s) removed from {shown} "
+        f"(begun at least {args.min_age:,.0f} s ago)"
+    )
+    return Output({"store": shown, "min_age_s": args.min_age, "removed": removed}, [line])
+
+
 # ── demo ─────────────────────────────────────────────────────────────────────
 
 
@@ -723,6 +738,20 @@ def _add_repository_commands(commands: Any, common: argparse.ArgumentParser) -> 
     )
     orphans.add_argument("--delete", action="store_true", help="delete them (default: only list)")
     orphans.set_defaults(run=command_orphans)
+
+    about = "remove what crashed ingests staged: staged pushes and incomplete multipart uploads"
+    staging = commands.add_parser("sweep-staging", help=about, description=about, parents=[common])
+    staging.add_argument(
+        "--min-age",
+        type=float,
+        default=DEFAULT_STAGING_AGE_S,
+        help=_with_default(
+            "seconds since a staged push began (or was last written, on a file store) "
+            "before it counts as left behind: a running ingest stages its push",
+            f"{DEFAULT_STAGING_AGE_S:.0f}",
+        ),
+    )
+    staging.set_defaults(run=command_sweep_staging)
 
 
 def _add_other_commands(commands: Any, common: argparse.ArgumentParser) -> None:
