@@ -7,6 +7,7 @@ Theory of operation:
   fetch documents at ``<prefix>fetch/<hex>`` with their seals at
   ``<prefix>fetch/<hex>.seal``, where ``<hex>`` is the digest the id names.
   Fetch documents are derived data: a lifecycle rule may expire ``fetch/``.
+  Pushes being received are staged at ``<prefix>staging/<uuid4 hex>``.
   Ids are checked (and legacy ids canonicalized) before any request, so both
   spellings of an object id hit one key and no id can produce a key outside its namespace.
 - Reads. A whole mpack is one GET; a byte range is one ranged GET. HTTP cannot
@@ -28,6 +29,16 @@ Theory of operation:
   writes the seal: the document's size and ETag as S3 reported them.
   :meth:`S3ObjectStore.fetch_intact` is a HEAD of the document and a GET of the
   small seal: a replaced or truncated document has another ETag or size.
+- Staged pushes stream the same way (:class:`S3PushUpload`, the same
+  :class:`_MultipartWriter`) under a staging key, since their id is known only
+  at the end. Commit HEADs the mpack: stored intact (same size, and the sha256
+  in its ``fetchcore-sha256`` metadata, which every mpack this store writes
+  carries) means the staged upload is just aborted. Otherwise the staging
+  object is completed, copied on the server to the mpack key (CopyObject up to
+  ``single_copy_limit_bytes``, UploadPartCopy parts above) and deleted; a push
+  smaller than one part is one PUT of the mpack. :meth:`S3ObjectStore.sweep_staging`
+  deletes old staging objects and aborts old multipart uploads (of staging and
+  fetch keys) that crashed processes left.
 - Connecting. Region, credentials and endpoint follow botocore's usual sources
   (``AWS_DEFAULT_REGION``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL_S3``, the
   config files) unless given. The bucket is checked with a HEAD: a missing
