@@ -97,6 +97,8 @@ MAX_PRESIGN_TTL_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL can live
 _MAX_PARTS = 10_000  # S3's limit on parts in one multipart upload
 _MIN_PART_BYTES = 5 * MiB  # S3's minimum size of every part but the last
 _SINGLE_COPY_LIMIT_BYTES = 5 * 1024 * MiB  # S3's largest CopyObject
+_MAX_PART_BYTES = 5 * 1024 * MiB  # S3's largest part
+_PARTS_PER_DOUBLING = 1_000  # a stream's part size doubles every this many parts
 _COPY_PART_BYTES = 512 * MiB  # the part size of a multipart copy, when the limit allows
 SHA256_METADATA = "fetchcore-sha256"
 """The user metadata (``x-amz-meta-…``) of a push mpack: the hex sha256 its id names."""
@@ -247,6 +249,17 @@ class S3Tuning:
     def part_bytes_for(self, size: int) -> int:
         """The part size for a document of ``size`` bytes (at most 10,000 parts)."""
         return max(self.multipart_part_bytes, math.ceil(size / _MAX_PARTS))
+
+    def streamed_part_bytes(self, number: int) -> int:
+        """The size of part ``number`` (from 1) of a stream whose size is not known.
+
+        ``multipart_part_bytes`` for the first 1,000 parts, then doubled every
+        1,000 parts (at most 5 GiB, S3's largest part): 10,000 parts then reach
+        past S3's largest object (5 TiB), while a stream of a few GiB keeps
+        small parts (and little memory).
+        """
+        doublings = (number - 1) // _PARTS_PER_DOUBLING
+        return min(_MAX_PART_BYTES, self.multipart_part_bytes << doublings)
 
     def copy_part_bytes_for(self, size: int) -> int:
         """The part size of a multipart copy of ``size`` bytes (at most 10,000 parts)."""
@@ -921,10 +934,11 @@ def _seal_matches(seal: bytes, size: int, etag: str) -> bool:
 class _MultipartWriter:
     """Bytes streamed to one key as a multipart upload, parts sent while the writer writes.
 
-    Written bytes collect in a buffer; each full part (``multipart_part_bytes``)
+    Written bytes collect in a buffer; each full part (``multipart_part_bytes``,
+    growing for very large streams: see :meth:`S3Tuning.streamed_part_bytes`)
     starts its upload at once, at most ``multipart_concurrency`` in flight (a
     writer waits for a slot), so memory stays within about
-    ``(multipart_concurrency + 1) * multipart_part_bytes`` whatever the size.
+    ``(multipart_concurrency + 1) * multipart_part_bytes`` (up to 8 GiB of stream).
     Nothing is sent before the first part is full: bytes smaller than one part
     are still in :attr:`buffer` at the end. A failed part fails the next write
     or the completion. :meth:`discard` cancels the parts and aborts the upload.
@@ -932,7 +946,6 @@ class _MultipartWriter:
 
     store: S3ObjectStore
     key: str
-    metadata: Mapping[str, str] = attrs.field(factory=dict)
     buffer: bytearray = attrs.field(factory=bytearray, init=False)
     size: int = attrs.field(default=0, init=False)
     """Every byte written so far."""
@@ -959,8 +972,7 @@ class _MultipartWriter:
         self.check_healthy()
         self.buffer += chunk
         self.size += len(chunk)
-        part_bytes = self.store.tuning.multipart_part_bytes
-        while len(self.buffer) >= part_bytes:
+        while len(self.buffer) >= (part_bytes := self._next_part_bytes()):
             part = bytes(self.buffer[:part_bytes])
             del self.buffer[:part_bytes]
             await self._start_part(part)
@@ -971,7 +983,7 @@ class _MultipartWriter:
         if self._upload_id is None:
             data = bytes(self.buffer)
             self.buffer.clear()
-            return await self.store._put_single(self.key, data, self.metadata)
+            return await self.store._put_single(self.key, data)
         if self.buffer:
             await self._start_part(bytes(self.buffer))
             self.buffer.clear()
@@ -990,9 +1002,12 @@ class _MultipartWriter:
             upload_id, self._upload_id = self._upload_id, None
             await self.store._abort_upload(self.key, upload_id)
 
+    def _next_part_bytes(self) -> int:
+        return self.store.tuning.streamed_part_bytes(len(self._parts) + 1)
+
     async def _start_part(self, part: bytes) -> None:
         if self._upload_id is None:
-            self._upload_id = await self.store._create_upload(self.key, self.metadata)
+            self._upload_id = await self.store._create_upload(self.key)
         if len(self._parts) >= _MAX_PARTS:
             raise ObjectStoreError(
                 f"S3 multipart PUT {self.key}: more than {_MAX_PARTS} parts"

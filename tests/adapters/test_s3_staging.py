@@ -175,6 +175,22 @@ class TestMultipartCopy:
             S3Tuning(single_copy_limit_bytes=MiB)
 
 
+class TestPartSizes:
+    def test_a_stream_keeps_small_parts_for_its_first_gigabytes(self) -> None:
+        tuning = S3Tuning()
+        assert {tuning.streamed_part_bytes(n) for n in range(1, 1001)} == {8 * MiB}
+        assert tuning.streamed_part_bytes(1001) == 16 * MiB
+
+    def test_ten_thousand_parts_reach_past_the_largest_object_and_no_part_is_too_large(
+        self,
+    ) -> None:
+        tuning = S3Tuning()
+        sizes = [tuning.streamed_part_bytes(n) for n in range(1, 10_001)]
+        assert sum(sizes) >= 5 * 1024 * 1024 * MiB  # S3's largest object: 5 TiB
+        assert max(sizes) <= 5 * 1024 * MiB  # S3's largest part
+        assert sizes == sorted(sizes)
+
+
 class TestFailures:
     async def test_a_failed_copy_leaves_nothing(self, request: pytest.FixtureRequest) -> None:
         async with s3_test_store(request, multipart_part_bytes=PART, max_attempts=1) as store:
