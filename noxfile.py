@@ -50,6 +50,7 @@ BENCHMARKS = [
     ("benchmarks.memory_peak",),
     ("benchmarks.sql_index",),
     ("benchmarks.object_store",),
+    ("benchmarks.staged_push",),
     ("benchmarks.plot", "--stack", "production"),
     ("benchmarks.table", "--readme"),
 ]

@@ -187,7 +187,11 @@ class S3Tuning:
         multipart_concurrency: parts uploaded (or copied) at once.
         single_copy_limit_bytes: a staged push up to this size becomes its
             mpack by one CopyObject; a larger one by a multipart copy
-            (UploadPartCopy). S3 copies at most 5 GiB in one request.
+            (UploadPartCopy, parts of up to 512 MiB). S3 copies at most 5 GiB
+            in one request. A server that answers a copy only once it is done
+            (SeaweedFS does) must finish it within ``read_timeout_s``: lower
+            this limit, or raise the timeout, where copies are slower than
+            ``single_copy_limit_bytes / read_timeout_s``.
         addressing_style: ``"path"`` (works with every S3-compatible server) or
             ``"virtual"``.
     """
@@ -973,7 +977,8 @@ class _MultipartWriter:
         self.buffer += chunk
         self.size += len(chunk)
         while len(self.buffer) >= (part_bytes := self._next_part_bytes()):
-            part = bytes(self.buffer[:part_bytes])
+            with memoryview(self.buffer) as view:
+                part = bytes(view[:part_bytes])  # one copy (a bytearray slice would be two)
             del self.buffer[:part_bytes]
             await self._start_part(part)
 
