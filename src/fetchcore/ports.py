@@ -181,9 +181,15 @@ class StagedPushes(Protocol):
 
     async def sweep_staging(self, min_age_s: float) -> int:
         """Remove what crashed ingests left: staged pushes (and incomplete multipart
-        uploads of them) begun at least ``min_age_s`` seconds ago. Returns how many
-        were removed. Staging younger than that is left alone (an ingest may be
-        running)."""
+        uploads of them) begun at least ``min_age_s`` seconds ago (a store may
+        measure from the last write instead, which only spares more). Returns how
+        many were removed. Staging younger than that is left alone (an ingest may
+        be running).
+
+        Raises:
+            InvalidRequestError: ``min_age_s`` is negative or not finite (nothing is touched).
+            ObjectStoreError: the store failed.
+        """
         ...
 
 
