@@ -127,7 +127,7 @@ class ThreadProfiles:
         try:
             yield self
         finally:
-            threading.setprofile(None)  # type: ignore[arg-type]
+            threading.setprofile(None)
 
 
 def _top(profiles: list[cProfile.Profile], title: str, top: int) -> str:
@@ -137,7 +137,7 @@ def _top(profiles: list[cProfile.Profile], title: str, top: int) -> str:
         return out.getvalue() + "(none)\n"
     for profile in profiles:
         profile.create_stats()
-    stats = pstats.Stats(*profiles, stream=out)  # type: ignore[arg-type]
+    stats = pstats.Stats(*profiles, stream=out)
     stats.sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
     return out.getvalue()
