@@ -23,6 +23,7 @@ import asyncio
 import cProfile
 import gc
 import io
+import os
 import pstats
 import statistics
 import threading
@@ -197,6 +198,7 @@ async def measure(
         needed = sorted({ids.canonical(o) for push in repository.pushes for o in push.blobs})
         runs = [await measured_fetch(index, store, want) for _ in range(repeat)]
         figures: dict[str, Any] = {
+            "load_average_at_start": os.getloadavg(),
             "stack": stack,
             "blobs": blob_count,
             "document_bytes": first.size_bytes,
