@@ -13,7 +13,9 @@ Rules this module keeps:
   proves the same thing for less: the blobs cut from a whole push mpack whose
   bytes hash to its id are the bytes ingest verified blob by blob, so that one
   sha256 stands in for theirs (they are still decoded within every limit); an
-  mpack whose bytes do not match has each blob checked on its own.
+  mpack whose bytes do not match has each blob checked on its own. This trusts
+  the locations (span and encoding) to be those ingest recorded from that mpack;
+  ``Policy.verify_each_blob`` turns it off.
 - The blobs of one gather decode to at most ``Policy.max_fetch_decoded_bytes``,
   refused before any read when the index already knows the sizes and otherwise
   before each frame is decoded; past it the fetch stops (FetchTooLargeError),
@@ -353,7 +355,7 @@ def _extract_whole(
     per blob. Otherwise (a damaged or replaced copy) every blob is checked on its own."""
     if any(location.span is None for location in blobs.values()):
         blobs = _located_blobs(data, blobs, policy)
-    intact = ids.matches(mpack_id, data)
+    intact = not policy.verify_each_blob and ids.matches(mpack_id, data)
     return _extract(data, 0, blobs, needed, policy, budget, from_verified_mpack=intact)
 
 

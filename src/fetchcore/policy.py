@@ -40,6 +40,12 @@ def integer_within(minimum: int, maximum: int | None = None) -> Any:
     return check
 
 
+def _flag(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An attrs validator: True or False, nothing else (not 0 or 1, not a string)."""
+    if not isinstance(value, bool):
+        raise _refuse(instance, attribute, "True or False", value)
+
+
 def _real(minimum: float) -> Any:
     """A finite int or float (not a bool, not NaN, not an infinity) of at least ``minimum``."""
 
@@ -95,7 +101,8 @@ class Policy:
 
     Every integer field takes an int only (a bool or a float such as 2.0 is
     refused); every float field takes a finite number (NaN and infinities are
-    refused). A value out of range raises InvalidRequestError on construction.
+    refused); the flag takes a bool only. A value out of range raises
+    InvalidRequestError on construction.
 
     Content:
         max_blob_bytes: decoded size limit of one blob (zstd frames are checked
@@ -105,6 +112,10 @@ class Policy:
         max_push_decoded_bytes: decoded size limit of all the blobs of one push
             (a few KiB of zstd can declare GiBs; checked before allocating).
         max_fetch_decoded_bytes: decoded size limit of all the blobs one fetch sends.
+        verify_each_blob: hash every blob against its id even when it comes from a
+            push mpack read whole whose bytes match the mpack's id (by default that
+            one sha256 stands in for the blobs', which ingest verified in those exact
+            bytes). For an index whose locations may not all come from ``ingest_push``.
 
     Untrusted push documents:
         max_document_bytes, max_entries (per top-level list and branch-head map),
@@ -130,6 +141,7 @@ class Policy:
     cache_max_bytes: int = attrs.field(default=0, validator=integer_within(0))
     max_push_decoded_bytes: int = attrs.field(default=4 * GiB, validator=integer_within(0))
     max_fetch_decoded_bytes: int = attrs.field(default=4 * GiB, validator=integer_within(0))
+    verify_each_blob: bool = attrs.field(default=False, validator=_flag)
 
     max_document_bytes: int = attrs.field(default=2 * GiB, validator=integer_within(1))
     max_entries: int = attrs.field(default=1_000_000, validator=integer_within(1))

@@ -471,6 +471,18 @@ class TestWholeMpackVerification:
         assert hashes.calls == len(CONTENTS) + 1  # each blob of the mpack, then the legacy one
         assert store.ids_of("get_object") == [blob_id(CONTENTS[3])]
 
+    async def test_verify_each_blob_hashes_every_blob_of_an_intact_mpack(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        p = pack(CONTENTS, encoding="zstd")
+        hashes = CountedHashes()
+        hashes.install(monkeypatch)
+        policy = attrs.evolve(FAST, verify_each_blob=True)
+        served, stats = await gather_with_stats(await stored(p), CONTENTS, merged(p), policy=policy)
+        assert contents_of(served) == set(CONTENTS)
+        assert stats.verified_whole_mpacks == 0
+        assert hashes.calls == len(CONTENTS)
+
     async def test_a_damaged_copy_without_another_source_fails_only_the_bad_blob(self) -> None:
         p = pack(CONTENTS)
         store = MemoryObjectStore()

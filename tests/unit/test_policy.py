@@ -18,6 +18,7 @@ def fields_typed(annotation: str) -> list[str]:
 INTEGER_FIELDS = fields_typed("int")
 FLOAT_FIELDS = fields_typed("float")
 OPTIONAL_FLOAT_FIELDS = fields_typed("float | None")
+FLAG_FIELDS = fields_typed("bool")
 
 
 def policy_with(name: str, value: object) -> Policy:
@@ -41,9 +42,10 @@ def test_the_defaults_cache_nothing_and_cap_requests() -> None:
     assert policy.max_legacy_gets == 1_000
 
 
-def test_every_field_is_typed_as_an_integer_or_a_float() -> None:
-    typed = INTEGER_FIELDS + FLOAT_FIELDS + OPTIONAL_FLOAT_FIELDS
+def test_every_field_is_typed_as_an_integer_a_float_or_a_flag() -> None:
+    typed = INTEGER_FIELDS + FLOAT_FIELDS + OPTIONAL_FLOAT_FIELDS + FLAG_FIELDS
     assert sorted(typed) == sorted(f.name for f in attrs.fields(Policy))
+    assert FLAG_FIELDS == ["verify_each_blob"]
     assert "max_in_flight" in INTEGER_FIELDS
     assert "retry_backoff_s" in FLOAT_FIELDS
     assert OPTIONAL_FLOAT_FIELDS == ["deadline_s"]
@@ -158,3 +160,13 @@ class TestLimits:
 def test_a_fetch_has_a_deadline_by_default_and_may_ask_for_none() -> None:
     assert Policy().deadline_s == 300.0
     assert Policy(deadline_s=None).deadline_s is None
+
+
+@pytest.mark.parametrize("value", [0, 1, "yes", None])
+def test_a_flag_takes_a_bool_only(value: object) -> None:
+    refused(verify_each_blob=value)
+
+
+def test_blobs_of_an_intact_mpack_are_not_hashed_one_by_one_by_default() -> None:
+    assert Policy().verify_each_blob is False
+    assert Policy(verify_each_blob=True).verify_each_blob is True
