@@ -509,6 +509,8 @@ class _Gather:
     # returns those it could not serve.
 
     async def from_cache(self, left: list[str], cache: Mapping[str, bytes]) -> list[str]:
+        if not cache:
+            return left  # the common case (nothing is cached by default): no pass, no hop
         entries = {o: cache[o] for o in left if o in cache}
         verified = await self._off_loop(
             lambda: _verified_cache(entries, self.needed, self.policy, self.decoded).encoded()
