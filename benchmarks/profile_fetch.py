@@ -6,7 +6,9 @@ On one stack, for a synthetic repository of N blobs (4 KiB, zstd, 4 push
 mpacks), each figure the median of ``--repeat`` fresh fetches (the document
 always rebuilt, see AlwaysUpload):
 
-- the phases of ``FetchResult.stats.timings`` (resolve, lookup, plan, read, upload);
+- the phases of ``FetchResult.stats.timings`` (resolve, lookup, plan, read, upload),
+  and the CPU time of the process per fetch;
+- the raw I/O floor (GET the covering mpacks, PUT the document), wall and CPU time;
 - ``find_locations`` and ``find_cached`` of the needed blobs, called alone;
 - the time the garbage collector ran during a fetch (``gc.callbacks``), and how
   many collections of each generation;
@@ -34,7 +36,14 @@ from typing import Any
 
 import attrs
 
-from benchmarks.common import REPO, AlwaysUpload, ingest_repository, write_results
+from benchmarks.common import (
+    REPO,
+    AlwaysUpload,
+    covering_mpacks,
+    ingest_repository,
+    raw_io_floor,
+    write_results,
+)
 from benchmarks.stacks import STACKS, open_stack
 from fetchcore import FetchResult, IndexRepo, ObjectStore, ids, serve_fetch
 from fetchcore.observe import SILENT
@@ -100,6 +109,20 @@ def _median_runs(runs: list[FetchRun]) -> dict[str, Any]:
         "gc_collections": [statistics.median(r.gc_collections[g] for r in runs) for g in range(3)],
         "runs_s": [run.seconds for run in runs],
     }
+
+
+async def floor_times(
+    store: ObjectStore, mpack_ids: list[str], document: bytes, repeat: int
+) -> dict[str, float]:
+    """Median wall and CPU seconds of the raw I/O floor (GET the covering mpacks, PUT the
+    document), alternating with nothing: the CPU any fetch spends on its I/O alone."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        await raw_io_floor(store, mpack_ids, document)
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu_started)
+    return {"floor_s": statistics.median(walls), "floor_cpu_s": statistics.median(cpus)}
 
 
 async def lookup_times(index: IndexRepo, needed: list[str], repeat: int) -> dict[str, float]:
@@ -205,6 +228,8 @@ async def measure(
             "fresh": _median_runs(runs),
             "lookups": await lookup_times(index, needed, repeat),
         }
+        document = await store.get_fetch(first.mpack_id) or b""
+        figures["floor"] = await floor_times(store, covering_mpacks(repository), document, repeat)
         if warm_millions > 0:
             figures["gc_freeze"] = await gc_freeze_times(index, store, want, repeat, warm_millions)
         profile = await profiled_fetch(index, store, want, top)
@@ -219,6 +244,8 @@ def report(figures: dict[str, Any]) -> str:
         f"{figures['blobs']:,} blobs on {figures['stack']} (medians of {len(fresh['runs_s'])}):",
         f"  fresh fetch {fresh['fetch_s'] * 1e3:.0f} ms, {fresh['cpu_s'] * 1e3:.0f} ms of CPU "
         f"in this process; phases (ms): {phases}",
+        f"  raw I/O floor {figures['floor']['floor_s'] * 1e3:.0f} ms, "
+        f"{figures['floor']['floor_cpu_s'] * 1e3:.0f} ms of CPU",
         f"  gc {fresh['gc_s'] * 1e3:.0f} ms per fetch, collections per generation "
         f"{fresh['gc_collections']}",
         f"  alone: {lookups}",
