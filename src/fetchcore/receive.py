@@ -18,7 +18,7 @@ from fetchcore import ids
 from fetchcore.blob_check import PushBlobs
 from fetchcore.errors import PushTooLargeError
 from fetchcore.policy import Policy
-from fetchcore.stream_parser import PushStreamParser
+from fetchcore.stream_parser import WHOLE_BLOB_BYTES, PushStreamParser
 from fetchcore.wire import PushDocument
 
 
@@ -35,12 +35,12 @@ class ReceivedPush:
 class PushReceiver:
     """Takes a push chunk by chunk; :meth:`finish` gives the verified push."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, *, whole_blob_bytes: int = WHOLE_BLOB_BYTES) -> None:
         self.policy = policy
         self.size = 0
         self._hash = hashlib.sha256()
         self._blobs = PushBlobs(policy)
-        self._parser = PushStreamParser(policy, self._blobs)
+        self._parser = PushStreamParser(policy, self._blobs, whole_blob_bytes=whole_blob_bytes)
 
     def admit(self, length: int) -> None:
         """Count the next chunk's length against ``Policy.max_push_bytes`` before it is taken.
