@@ -307,6 +307,9 @@ async def _record(
         snapshot_count=len({s.snapshot_id for s in document.snapshots}),
         blob_count=len(batch.locations),
         uploaded=True,
+        commit_ids=tuple(dict.fromkeys(c.commit_id for c in document.commits)),
+        branch_heads=dict(document.branch_heads),
+        size_bytes=received.size,
     )
 
 
