@@ -250,19 +250,32 @@ def _ingest_stream(
             with seen.phase(IngestPhase.RECEIVE):
                 received = await _receive(chunks, upload, PushReceiver(policy))
             seen.mpack_bytes = received.size
-            with seen.phase(IngestPhase.CONNECT, blobs=len(received.document.blobs)):
-                await _check_document(index, repo_id, received.document)
-            with seen.phase(IngestPhase.STORE):
-                await upload.commit(received.mpack_id)
+            # The batch is built (a worker thread) while the checks and the commit run.
+            building = asyncio.ensure_future(asyncio.to_thread(_batch, *received.batch_parts()))
+            try:
+                await _check_and_commit(index, repo_id, received, upload, seen)
+                batch = await building
+            finally:
+                building.cancel()
         except BaseException:
             await asyncio.shield(upload.abort())
             raise
-        batch = await asyncio.to_thread(
-            _batch, received.document, received.mpack_id, received.size, received.cached
-        )
         return await _record(index, repo_id, received, batch, seen)
 
     return run
+
+
+async def _check_and_commit(
+    index: IngestIndex,
+    repo_id: str,
+    received: ReceivedPush,
+    upload: PushUpload,
+    seen: IngestObservation,
+) -> None:
+    with seen.phase(IngestPhase.CONNECT, blobs=len(received.document.blobs)):
+        await _check_document(index, repo_id, received.document)
+    with seen.phase(IngestPhase.STORE):
+        await upload.commit(received.mpack_id)
 
 
 async def _receive(

@@ -31,6 +31,10 @@ class ReceivedPush:
     document: PushDocument
     cached: list[tuple[str, bytes]]
 
+    def batch_parts(self) -> tuple[PushDocument, str, int, list[tuple[str, bytes]]]:
+        """What the index batch is built from: document, mpack id, size, cached blobs."""
+        return self.document, self.mpack_id, self.size, self.cached
+
 
 class PushReceiver:
     """Takes a push chunk by chunk; :meth:`finish` gives the verified push."""

@@ -149,6 +149,13 @@ class PushStreamParser(EntryChecks):
             except msgpack.OutOfData:
                 yield
 
+    def _unpacked(self) -> Steps[Any]:
+        """The next value; the common case (it is all there) without a second generator."""
+        try:
+            return self.unpacker.unpack()
+        except msgpack.OutOfData:
+            return (yield from self._when_fed(self.unpacker.unpack))
+
     def _read(self, count: int) -> Steps[bytes]:
         data: bytes = self.unpacker.read_bytes(count)
         if len(data) == count:
@@ -228,14 +235,14 @@ class PushStreamParser(EntryChecks):
         stored: bytes | None = None
         read_map = self.unpacker.read_map_header
         for _ in range((yield from self._header(read_map, "must be a map", MAX_BLOB_FIELDS))):
-            key = yield from self._when_fed(self.unpacker.unpack)
+            key = yield from self._unpacked()
             if key == "object_id":
                 self.refuse_twice(object_id, f"{where}.object_id")
-                value = yield from self._when_fed(self.unpacker.unpack)
+                value = yield from self._unpacked()
                 object_id = self.object_id_from(value, f"{where}.object_id")
             elif key == "encoding":
                 self.refuse_twice(encoding, f"{where}.encoding")
-                value = yield from self._when_fed(self.unpacker.unpack)
+                value = yield from self._unpacked()
                 encoding = self.encoding_from(value, f"{where}.encoding")
             elif key == "content":
                 self.refuse_twice(span, f"{where}.content")
