@@ -307,7 +307,8 @@ async def small(blob_count: int, repeat: int) -> dict[str, Any]:
         "bytes": summary(runs["bytes"]),
         "streamed": summary(runs["streamed"]),
         "streamed_over_bytes_median": ratio,
-        "target_met": ratio <= 1.0 and statistics.median(runs["streamed"]) <= 1.0,
+        "target_met": ratio <= 1.0,
+        "under_one_second": statistics.median(runs["streamed"]) <= 1.0,
     }
 
 
