@@ -12,7 +12,8 @@ in one run (alternating who goes first):
   policy. The mpack is deleted before each run (untimed), so the server-side copy
   happens every time;
 - ``bare``: a plain multipart PUT of the same bytes read from the same file (same part
-  size and parts in flight), then one server-side copy and a delete. Target: the
+  size and parts in flight), then one server-side copy (the store's: UploadPartCopy
+  parts above ``S3Tuning.single_copy_limit_bytes``, as its commit) and a delete. Target: the
   streamed ingest's median <= 1.3x this one's.
 
 small: the 25,000-blob push of benchmarks/ingest.py, ingested as ``bytes`` and
@@ -163,9 +164,10 @@ async def streamed_in_child(path: Path, index_url: str, endpoint: S3Endpoint) ->
 # ── the floor: a plain multipart PUT of the file, one copy ───────────────────
 
 
-async def bare_put_and_copy(client: S3Client, path: Path, size: int, tuning: S3Tuning) -> None:
+async def bare_put_and_copy(client: S3Client, store: S3ObjectStore, path: Path, size: int) -> None:
     """Multipart PUT of the file (same parts, same parallelism, read from disk), one
-    server-side copy (CopyObject up to 5 GiB, as the store's commit does), one delete."""
+    server-side copy (the store's own, as its commit makes it), one delete."""
+    tuning = store.tuning
     source, target = f"{PREFIX}bare/staging", f"{PREFIX}bare/mpack"
     created = await client.create_multipart_upload(Bucket=BUCKET, Key=source)
     upload_id = created["UploadId"]
@@ -190,9 +192,9 @@ async def bare_put_and_copy(client: S3Client, path: Path, size: int, tuning: S3T
     await client.complete_multipart_upload(
         Bucket=BUCKET, Key=source, UploadId=upload_id, MultipartUpload={"Parts": list(parts)}
     )
-    await client.copy_object(
-        Bucket=BUCKET, Key=target, CopySource={"Bucket": BUCKET, "Key": source}
-    )
+    # The copy the store's commit makes: CopyObject up to single_copy_limit_bytes,
+    # UploadPartCopy parts in parallel above.
+    await store._copy(source, target, size, {})
     await client.delete_object(Bucket=BUCKET, Key=source)
     await client.delete_object(Bucket=BUCKET, Key=target)
 
@@ -235,7 +237,7 @@ async def large_runs(
 
         async def bare() -> None:
             started = time.perf_counter()
-            await bare_put_and_copy(client, path, size, store.tuning)
+            await bare_put_and_copy(client, store, path, size)
             bare_runs.append(time.perf_counter() - started)
 
         ways: dict[str, Callable[[], Awaitable[None]]] = {"streamed": streamed, "bare": bare}
