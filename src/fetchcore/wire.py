@@ -409,12 +409,21 @@ def encode_blobs(blobs: Iterable[OutgoingBlob]) -> bytes:
     return b"".join(pieces)
 
 
+_SCALARS = (str, bytes, int, float, bool, type(None))
+_FLAT_CHUNK = 4096
+"""Map entries packed per call into msgpack's C packer (a flat map, such as a manifest)."""
+
+
 def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> None:
     """Append ``canonical_value(value)`` packed, without building the sorted copy (a
     large fetch's manifests hold millions of entries)."""
     if isinstance(value, Mapping):
         out += packer.pack_map_header(len(value))
-        for key in _sorted_keys(value):
+        keys = _sorted_keys(value)
+        if all(type(value[key]) in _SCALARS for key in keys):
+            _pack_flat_entries_into(out, packer, value, keys)
+            return
+        for key in keys:
             out += packer.pack(key)
             _pack_canonical_into(out, packer, value[key])
     elif isinstance(value, list | tuple):
@@ -423,6 +432,20 @@ def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> 
             _pack_canonical_into(out, packer, item)
     else:
         out += packer.pack(value)
+
+
+def _pack_flat_entries_into(
+    out: bytearray, packer: msgpack.Packer, mapping: Mapping[Any, Any], keys: Sequence[Any]
+) -> None:
+    """Append the entries of ``mapping`` (scalar values) in the order of ``keys``.
+
+    A map's entries are packed exactly as an array of key, value, key, value... is
+    packed after its header, so each chunk goes through the C packer in one call.
+    """
+    for start in range(0, len(keys), _FLAT_CHUNK):
+        flat = [item for key in keys[start : start + _FLAT_CHUNK] for item in (key, mapping[key])]
+        packed = packer.pack(flat)
+        out += memoryview(packed)[len(_array_header(len(flat))) :]
 
 
 Packed = tuple[bytes, ...]
