@@ -61,9 +61,8 @@ class _Content:
     as_written: dict[str, str]
     """canonical id -> id as the manifest wrote it, for every blob sent."""
     branch_heads: Mapping[str, str]
-    packed_commits: wire.Packed
-    """The commits as the document encodes them (the fetch id hashes the same bytes)."""
-    packed_snapshots: wire.Packed
+    head: _PackedHead
+    """The commits and snapshots as the document encodes them (the fetch id hashes them)."""
     digest: ContentDigest
     """The fetch id's hash of all of the above but the branch heads."""
     endpoints: bytes | None
@@ -85,6 +84,37 @@ class _Content:
             len(self.as_written),
             self.endpoints,
         )
+
+
+KEPT_HEAD_ENTRIES = 200_000
+"""A document head (commits and snapshots packed) of up to this many commits and
+manifest entries (about 18 MiB packed) is packed once and kept from the fetch id's
+hash to the write; a larger one (a million-entry manifest packs to about 90 MiB) is
+packed again as it is written: memory stays flat in the fetch's size for the price
+of packing twice."""
+
+
+@attrs.frozen
+class _PackedHead:
+    """The commits and snapshots of a document, as the document encodes them."""
+
+    commits: Sequence[Commit]
+    snapshots: Sequence[Snapshot]
+    kept: tuple[wire.Packed, wire.Packed] | None
+    """The packed commits and snapshots, when small enough to keep."""
+
+    @classmethod
+    def of(cls, commits: Sequence[Commit], snapshots: Sequence[Snapshot]) -> _PackedHead:
+        entries = len(commits) + sum(len(snapshot.manifest) for snapshot in snapshots)
+        if entries > KEPT_HEAD_ENTRIES:
+            return cls(commits, snapshots, None)
+        return cls(commits, snapshots, (wire.pack_commits(commits), wire.pack_snapshots(snapshots)))
+
+    def pieces(self) -> tuple[Iterable[bytes], Iterable[bytes]]:
+        """The packed commits and the packed snapshots, each in pieces of about a MiB."""
+        if self.kept is not None:
+            return self.kept
+        return wire.iter_packed_commits(self.commits), wire.iter_packed_snapshots(self.snapshots)
 
 
 def _as_written(object_ids: Iterable[str]) -> dict[str, str]:
@@ -141,11 +171,9 @@ async def _content_to_send(index: FetchIndex, key: FetchKey, *, remember: bool =
         if canonical not in present_canonical
     }
     heads = await index.branch_heads(key.repo_id)
-    packed_commits, packed_snapshots = wire.pack_commits(commits), wire.pack_snapshots(sent)
-    digest = content_digest(packed_commits, packed_snapshots, as_written.values(), key.encodings)
-    return _Content(
-        commits, sent, as_written, heads, packed_commits, packed_snapshots, digest, endpoints
-    )
+    head = _PackedHead.of(commits, sent)
+    digest = content_digest(*head.pieces(), as_written.values(), key.encodings)
+    return _Content(commits, sent, as_written, heads, head, digest, endpoints)
 
 
 _RESOLVING: SingleFlight[_Content] = SingleFlight()
@@ -434,13 +462,7 @@ class _Build:
         try:
             writer = DocumentWriter(upload, len(needed.as_written))
             with self.seen.phase(FetchPhase.UPLOAD):
-                await writer.start(
-                    wire.fetch_head(
-                        self.content.packed_commits,
-                        self.content.packed_snapshots,
-                        writer.blob_count,
-                    )
-                )
+                await writer.start(wire.fetch_head(*self.content.head.pieces(), writer.blob_count))
             sink = self._progress_sink(writer, sources)
             unavailable, stats = await gather_blobs(
                 self.store,

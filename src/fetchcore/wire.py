@@ -21,7 +21,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -454,45 +454,57 @@ manifests are hundreds of MiB, and joining them would hold them twice."""
 _PACKED_CHUNK = 1 << 20
 
 
-def _pack_canonical_list(values: Iterable[Any], count: int) -> Packed:
+def _iter_pack_canonical_list(values: Iterable[Any], count: int) -> Iterator[bytes]:
     packer = msgpack.Packer(use_bin_type=True)
-    chunks: list[bytes] = []
     out = bytearray(packer.pack_array_header(count))
     for value in values:
         _pack_canonical_into(out, packer, value)
         if len(out) >= _PACKED_CHUNK:
-            chunks.append(bytes(out))
+            yield bytes(out)
             out.clear()
-    chunks.append(bytes(out))
-    return tuple(chunks)
+    yield bytes(out)
+
+
+def iter_packed_commits(commits: Sequence[Commit]) -> Iterator[bytes]:
+    """The commits as a msgpack array, in the order sent (parents first), maps canonical;
+    packed lazily, in pieces of about a MiB."""
+    return _iter_pack_canonical_list((c.to_wire() for c in commits), len(commits))
+
+
+def iter_packed_snapshots(snapshots: Iterable[Snapshot]) -> Iterator[bytes]:
+    """The snapshots as a msgpack array in snapshot-id order, maps canonical; packed
+    lazily, in pieces of about a MiB (a snapshot's copy lives only while it is packed)."""
+    ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
+    return _iter_pack_canonical_list((s.to_wire() for s in ordered), len(ordered))
 
 
 def pack_commits(commits: Sequence[Commit]) -> Packed:
-    """The commits as a msgpack array, in the order sent (parents first), maps canonical."""
-    return _pack_canonical_list((c.to_wire() for c in commits), len(commits))
+    """:func:`iter_packed_commits`, all pieces."""
+    return tuple(iter_packed_commits(commits))
 
 
 def pack_snapshots(snapshots: Iterable[Snapshot]) -> Packed:
-    """The snapshots as a msgpack array in snapshot-id order, maps canonical."""
-    ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
-    return _pack_canonical_list((s.to_wire() for s in ordered), len(ordered))
+    """:func:`iter_packed_snapshots`, all pieces."""
+    return tuple(iter_packed_snapshots(snapshots))
 
 
-def fetch_head(packed_commits: Packed, packed_snapshots: Packed, blob_count: int) -> Packed:
-    """Everything of a fetch document before its first blob, in pieces.
+def fetch_head(
+    packed_commits: Iterable[bytes], packed_snapshots: Iterable[bytes], blob_count: int
+) -> Iterator[bytes]:
+    """Everything of a fetch document before its first blob, in pieces, lazily.
 
     Args:
-        packed_commits: :func:`pack_commits` of the commits sent.
-        packed_snapshots: :func:`pack_snapshots` of their snapshots.
+        packed_commits: :func:`pack_commits` (or :func:`iter_packed_commits`) of the
+            commits sent.
+        packed_snapshots: :func:`pack_snapshots` (or :func:`iter_packed_snapshots`) of
+            their snapshots.
         blob_count: how many blob entries will follow (the array header needs it).
     """
-    return (
-        b"\x84" + _pack("commits"),
-        *packed_commits,
-        _pack("snapshots"),
-        *packed_snapshots,
-        _pack("blobs") + _array_header(blob_count),
-    )
+    yield b"\x84" + _pack("commits")
+    yield from packed_commits
+    yield _pack("snapshots")
+    yield from packed_snapshots
+    yield _pack("blobs") + _array_header(blob_count)
 
 
 def fetch_tail(branch_heads: Mapping[str, str]) -> bytes:

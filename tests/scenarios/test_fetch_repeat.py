@@ -8,9 +8,18 @@ from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 import pytest
-from fetchcore.adapters.wrapping import IndexRepoWrapper
+from fetchcore.adapters.wrapping import IndexRepoWrapper, ObjectStoreWrapper
 
-from fetchcore import Commit, FetchMemo, Location, Snapshot, UnknownCommitError, serve_fetch
+import fetchcore.fetch as fetch_module
+from fetchcore import (
+    Commit,
+    FetchMemo,
+    Location,
+    Policy,
+    Snapshot,
+    UnknownCommitError,
+    serve_fetch,
+)
 from fetchcore.lifecycle import IndexLifecycle, delete_repository
 from fetchcore.testing import blob_id, fake_id
 from tests.backends import replace_behind_the_back
@@ -188,3 +197,28 @@ class TestDeletedRepository:
         assert isinstance(stack.index, IndexLifecycle)
         await delete_repository(stack.index, REPO, memo=memo)
         assert len(memo) == 0
+
+
+@attrs.define
+class NeverIntact(ObjectStoreWrapper):
+    """A store that never admits to holding a document intact: every fetch builds."""
+
+    async def fetch_intact(self, fetch_id: str) -> bool | None:
+        return False
+
+
+class TestStreamedHead:
+    async def test_a_head_packed_again_as_it_is_written_gives_the_same_document(
+        self, stack: Stack, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        commits = await three_commits(stack)
+        store = NeverIntact(stack.store)
+        policy = Policy(max_in_flight=1)
+        kept = await serve_fetch(stack.index, store, repo_id=REPO, want=[commits[2]], policy=policy)
+        kept_bytes = await stack.store.inner.get_fetch(kept.mpack_id)
+        monkeypatch.setattr(fetch_module, "KEPT_HEAD_ENTRIES", 0)
+        streamed = await serve_fetch(
+            stack.index, store, repo_id=REPO, want=[commits[2]], policy=policy
+        )
+        assert streamed.mpack_id == kept.mpack_id
+        assert await stack.store.inner.get_fetch(streamed.mpack_id) == kept_bytes
