@@ -35,7 +35,10 @@ def test_the_wheel_has_no_top_level_adapters_and_ships_the_migrations(tmp_path: 
     assert top_level == {"fetchcore"}
     assert "fetchcore/adapters/sql/migrations/env.py" in names
     assert "fetchcore/adapters/sql/migrations/script.py.mako" in names
-    assert any(n.startswith("fetchcore/adapters/sql/migrations/versions/v0001") for n in names)
+    for revision in ("v0001", "v0002"):
+        assert any(
+            n.startswith(f"fetchcore/adapters/sql/migrations/versions/{revision}") for n in names
+        )
     assert not any("seaweed" in name for name in names), "the test S3 launcher is not shipped"
     assert "fetchcore/py.typed" in names
     assert "fetchcore/adapters/py.typed" in names

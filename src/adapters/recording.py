@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
-from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore, PushUpload
+from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore, PushUpload, retries_its_reads
 
 
 @attrs.frozen
@@ -30,6 +30,11 @@ class RecordingObjectStore:
 
     inner: ObjectStore
     calls: list[Call] = attrs.field(factory=list)
+
+    @property
+    def retries_reads(self) -> bool:
+        """What ``inner`` declares (recording changes no read)."""
+        return retries_its_reads(self.inner)
 
     def args_of(self, method: str) -> list[tuple[Any, ...]]:
         """The arguments of every call to ``method``, in order."""

@@ -96,7 +96,9 @@ if TYPE_CHECKING:
 MAX_PRESIGN_TTL_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL can live
 _MAX_PARTS = 10_000  # S3's limit on parts in one multipart upload
 _MIN_PART_BYTES = 5 * MiB  # S3's minimum size of every part but the last
-_SINGLE_COPY_LIMIT_BYTES = 5 * 1024 * MiB  # S3's largest CopyObject
+# S3 copies up to 5 GiB in one CopyObject; a server that answers only once the copy is done
+# (SeaweedFS: about 100 MiB/s) must finish within the read timeout, so larger pushes go in parts.
+_SINGLE_COPY_LIMIT_BYTES = 1024 * MiB
 _MAX_PART_BYTES = 5 * 1024 * MiB  # S3's largest part
 _PARTS_PER_DOUBLING = 1_000  # a stream's part size doubles every this many parts
 _COPY_PART_BYTES = 512 * MiB  # the part size of a multipart copy, when the limit allows
@@ -187,10 +189,11 @@ class S3Tuning:
         multipart_concurrency: parts uploaded (or copied) at once.
         single_copy_limit_bytes: a staged push up to this size becomes its
             mpack by one CopyObject; a larger one by a multipart copy
-            (UploadPartCopy, parts of up to 512 MiB). S3 copies at most 5 GiB
-            in one request. A server that answers a copy only once it is done
-            (SeaweedFS does) must finish it within ``read_timeout_s``: lower
-            this limit, or raise the timeout, where copies are slower than
+            (UploadPartCopy, parts of up to 512 MiB, ``multipart_concurrency``
+            at once). 1 GiB by default; S3 allows up to 5 GiB. A server that
+            answers a copy only once it is done (SeaweedFS does) must finish
+            it within ``read_timeout_s``: lower this limit, or raise the
+            timeout, where copies are slower than
             ``single_copy_limit_bytes / read_timeout_s``.
         addressing_style: ``"path"`` (works with every S3-compatible server) or
             ``"virtual"``.

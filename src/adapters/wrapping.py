@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 import attrs
 
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
-from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore, PushUpload
+from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore, PushUpload, retries_its_reads
 
 
 @attrs.define
@@ -20,6 +20,12 @@ class ObjectStoreWrapper:
     """An ObjectStore that hands every call to ``inner``."""
 
     inner: ObjectStore
+
+    @property
+    def retries_reads(self) -> bool:
+        """What ``inner`` declares: its reads are its own, retries included. A subclass
+        that adds read faults of its own overrides this with False."""
+        return retries_its_reads(self.inner)
 
     async def get_object(self, object_id: str) -> bytes | None:
         return await self.inner.get_object(object_id)

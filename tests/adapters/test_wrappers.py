@@ -11,7 +11,7 @@ from fetchcore.adapters.wrapping import ObjectStoreWrapper
 
 from fetchcore import ObjectStore, ObjectStoreError
 from fetchcore.ids import content_id
-from fetchcore.ports import FetchUpload, PushUpload
+from fetchcore.ports import FetchUpload, PushUpload, retries_its_reads
 
 FETCH_ID = content_id(b"fetch")
 DOCUMENT = b"a fetch document"
@@ -145,3 +145,24 @@ async def test_push_commit_faults_can_target_one_mpack() -> None:
     upload = await _stage_push(store)
     await upload.commit(PUSH_ID)  # not a target: no fault
     assert inner.mpacks == {PUSH_ID: PUSH}
+
+
+class RetryingStore(MemoryObjectStore):
+    """A store that retries its own reads, as the S3 store declares."""
+
+    retries_reads = True
+
+
+@pytest.mark.parametrize(
+    "wrap", [RecordingObjectStore, ObjectStoreWrapper], ids=["recording", "wrapping"]
+)
+@pytest.mark.parametrize("inner_retries", [True, False])
+def test_pass_through_wrappers_declare_what_their_store_declares(
+    wrap: type, inner_retries: bool
+) -> None:
+    inner = RetryingStore() if inner_retries else MemoryObjectStore()
+    assert retries_its_reads(wrap(inner)) is inner_retries
+
+
+def test_the_fault_wrapper_never_declares_retries_its_faults_need_the_executors() -> None:
+    assert retries_its_reads(FaultyObjectStore(RetryingStore())) is False

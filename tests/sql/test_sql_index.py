@@ -222,8 +222,30 @@ class TestMigrations:
             index.engine.connect() as conn,
         ):
             assert await conn.run_sync(_schema_differences) == []
-            assert await conn.run_sync(_location_index_names) == {"ix_fetchcore_locations_key"}
+            assert await conn.run_sync(_location_index_names) == {
+                "ix_fetchcore_locations_key",
+                "ix_fetchcore_locations_mpack",
+            }
             assert await conn.run_sync(_version) == [head_revision()]
+
+    async def test_a_database_at_revision_0001_upgrades_with_its_rows(
+        self, empty_database_url: str
+    ) -> None:
+        await upgrade_schema(empty_database_url, "0001")
+        located = blob_id(b"located")
+        async with SqlIndexRepo.connect(empty_database_url) as index:
+            await index.record(REPO, IndexBatch(locations=[(located, Location(MPACK, 0, 8))]))
+        await upgrade_schema(empty_database_url)
+        async with (
+            SqlIndexRepo.connect(empty_database_url) as index,
+            index.engine.connect() as conn,
+        ):
+            assert "ix_fetchcore_locations_mpack" in await conn.run_sync(_location_index_names)
+            assert await conn.run_sync(_version) == [head_revision()]
+            assert set(await index.referenced_mpacks([MPACK, fake_id("other")])) == {MPACK}
+            assert [loc.mpack_id for loc in (await index.find_locations([located]))[located]] == [
+                MPACK
+            ]
 
     async def test_migrating_again_changes_nothing(self, empty_database_url: str) -> None:
         await upgrade_schema(empty_database_url)

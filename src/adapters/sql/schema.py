@@ -86,6 +86,8 @@ LOCATION_KEY = (
     sa.func.coalesce(locations.c.mpack_size, UNKNOWN),
 )
 sa.Index("ix_fetchcore_locations_key", *LOCATION_KEY, unique=True)
+# referenced_mpacks (the lifecycle) looks locations up by mpack.
+sa.Index("ix_fetchcore_locations_mpack", locations.c.mpack_id)
 
 cached = sa.Table(
     "fetchcore_cached",
