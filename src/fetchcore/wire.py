@@ -413,31 +413,45 @@ _SCALARS = (str, bytes, int, float, bool, type(None))
 _FLAT_CHUNK = 4096
 """Map entries packed per call into msgpack's C packer (a flat map, such as a manifest)."""
 
+Packed = tuple[bytes, ...]
+"""One msgpack value in consecutive chunks of about a MiB: a large fetch's
+manifests are hundreds of MiB, and joining them would hold them twice."""
+_PACKED_CHUNK = 1 << 20
 
-def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> None:
-    """Append ``canonical_value(value)`` packed, without building the sorted copy (a
-    large fetch's manifests hold millions of entries)."""
+
+def _spill(out: bytearray) -> Iterator[bytes]:
+    """Yield what ``out`` holds once it has reached a chunk, and empty it."""
+    if len(out) >= _PACKED_CHUNK:
+        yield bytes(out)
+        out.clear()
+
+
+def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> Iterator[bytes]:
+    """Append ``canonical_value(value)`` packed to ``out``, without building the sorted
+    copy, and yield ``out``'s content whenever it reaches a chunk (a large fetch's
+    manifests hold millions of entries: one of them never sits in memory whole)."""
     if isinstance(value, Mapping):
         out += packer.pack_map_header(len(value))
         keys = _sorted_keys(value)
         if all(type(value[key]) in _SCALARS for key in keys):
-            _pack_flat_entries_into(out, packer, value, keys)
+            yield from _pack_flat_entries_into(out, packer, value, keys)
             return
         for key in keys:
             out += packer.pack(key)
-            _pack_canonical_into(out, packer, value[key])
+            yield from _pack_canonical_into(out, packer, value[key])
     elif isinstance(value, list | tuple):
         out += packer.pack_array_header(len(value))
         for item in value:
-            _pack_canonical_into(out, packer, item)
+            yield from _pack_canonical_into(out, packer, item)
     else:
         out += packer.pack(value)
 
 
 def _pack_flat_entries_into(
     out: bytearray, packer: msgpack.Packer, mapping: Mapping[Any, Any], keys: Sequence[Any]
-) -> None:
-    """Append the entries of ``mapping`` (scalar values) in the order of ``keys``.
+) -> Iterator[bytes]:
+    """Append the entries of ``mapping`` (scalar values) in the order of ``keys``,
+    yielding full chunks as :func:`_pack_canonical_into` does.
 
     A map's entries are packed exactly as an array of key, value, key, value... is
     packed after its header, so each chunk goes through the C packer in one call.
@@ -446,23 +460,24 @@ def _pack_flat_entries_into(
         flat = [item for key in keys[start : start + _FLAT_CHUNK] for item in (key, mapping[key])]
         packed = packer.pack(flat)
         out += memoryview(packed)[len(_array_header(len(flat))) :]
-
-
-Packed = tuple[bytes, ...]
-"""One msgpack value in consecutive chunks of about a MiB: a large fetch's
-manifests are hundreds of MiB, and joining them would hold them twice."""
-_PACKED_CHUNK = 1 << 20
+        yield from _spill(out)
 
 
 def _iter_pack_canonical_list(values: Iterable[Any], count: int) -> Iterator[bytes]:
     packer = msgpack.Packer(use_bin_type=True)
     out = bytearray(packer.pack_array_header(count))
     for value in values:
-        _pack_canonical_into(out, packer, value)
-        if len(out) >= _PACKED_CHUNK:
-            yield bytes(out)
-            out.clear()
+        yield from _pack_canonical_into(out, packer, value)
+        yield from _spill(out)
     yield bytes(out)
+
+
+def _snapshot_to_pack(snapshot: Snapshot) -> dict[str, Any]:
+    """A snapshot's wire dict, its manifest not copied (``to_wire`` copies it)."""
+    wire = dict(snapshot.fields)
+    wire["snapshot_id"] = snapshot.snapshot_id
+    wire["manifest"] = snapshot.manifest
+    return wire
 
 
 def iter_packed_commits(commits: Sequence[Commit]) -> Iterator[bytes]:
@@ -475,7 +490,7 @@ def iter_packed_snapshots(snapshots: Iterable[Snapshot]) -> Iterator[bytes]:
     """The snapshots as a msgpack array in snapshot-id order, maps canonical; packed
     lazily, in pieces of about a MiB (a snapshot's copy lives only while it is packed)."""
     ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
-    return _iter_pack_canonical_list((s.to_wire() for s in ordered), len(ordered))
+    return _iter_pack_canonical_list((_snapshot_to_pack(s) for s in ordered), len(ordered))
 
 
 def pack_commits(commits: Sequence[Commit]) -> Packed:
