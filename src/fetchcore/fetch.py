@@ -6,7 +6,10 @@ The order of work is what makes the guarantees:
    manifests of the snapshots sent, minus the manifests of the have commits;
 2. compute the fetch id from that content alone (:mod:`fetchcore.fetch_id`):
    if the store holds that document intact, presign it and stop, reading no
-   push mpack; identical requests in flight in this process share one build;
+   push mpack; identical requests in flight in this process share one
+   resolution and one build. With a :class:`~fetchcore.memo.FetchMemo`, a
+   request seen before skips step 1: the remembered hash is finished with
+   today's branch heads, once the want and have commits are found unchanged;
 3. look up cache entries and locations and apply the not-indexed gate, all
    before any storage request;
 4. stream the document into the store's upload, blob by blob in the order the
