@@ -48,6 +48,7 @@ BENCHMARKS = [
     ("benchmarks.planner",),
     ("benchmarks.round_trips", "--stack", "production"),
     ("benchmarks.memory_peak",),
+    ("benchmarks.fetch_sweep",),
     ("benchmarks.sql_index",),
     ("benchmarks.object_store",),
     ("benchmarks.staged_push",),

@@ -68,7 +68,7 @@ def fetch_rows() -> list[tuple[str, str, str, str]]:
         together = _median(concurrent) / _median(fc)
         rows += [
             (
-                "… repeated (the stored document reused), vs the floor",
+                "… repeated (the stored document reused, the hub's FetchMemo), vs the floor",
                 "≤ 0.05×",
                 f"{_median(repeated) / floor:.3f}× ({_median(repeated):.3f} s)",
                 verdict(_median(repeated) / floor <= 0.05),

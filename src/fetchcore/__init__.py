@@ -29,6 +29,7 @@ from fetchcore.errors import (
 from fetchcore.fetch import preview_fetch, serve_fetch
 from fetchcore.ingest import ingest_push
 from fetchcore.limiter import FetchLimiter
+from fetchcore.memo import FetchMemo
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
 from fetchcore.planner import FetchPlan, MPackRead, plan_fetch
 from fetchcore.policy import Policy
@@ -52,6 +53,7 @@ __all__ = [
     "FetchError",
     "FetchIndex",
     "FetchLimiter",
+    "FetchMemo",
     "FetchNotIndexedError",
     "FetchPlan",
     "FetchPreview",

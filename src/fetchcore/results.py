@@ -23,6 +23,9 @@ class FetchStats:
         retries: requests repeated after a transient failure or a timeout.
         failed_sources: mpack reads or ranges that were missing, corrupt or
             failed for good, whose blobs went to their next source.
+        verified_whole_mpacks: whole-mpack reads whose bytes matched the mpack's id,
+            so one sha256 of the mpack stood in for one per blob (ingest verified
+            each blob in those exact bytes).
         timings: seconds per phase of this call (resolve, lookup, plan, read,
             upload) and its total. A call that waited for an identical build in
             flight reports its own time: its phases, and a total that includes
@@ -37,6 +40,7 @@ class FetchStats:
     bytes_read: int = 0
     retries: int = 0
     failed_sources: int = 0
+    verified_whole_mpacks: int = 0
     timings: Timings = attrs.field(factory=Timings, eq=False)
 
     @property

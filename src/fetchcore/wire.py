@@ -21,7 +21,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -483,21 +483,9 @@ def encode_blobs(blobs: Iterable[OutgoingBlob]) -> bytes:
     return b"".join(pieces)
 
 
-def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> None:
-    """Append ``canonical_value(value)`` packed, without building the sorted copy (a
-    large fetch's manifests hold millions of entries)."""
-    if isinstance(value, Mapping):
-        out += packer.pack_map_header(len(value))
-        for key in _sorted_keys(value):
-            out += packer.pack(key)
-            _pack_canonical_into(out, packer, value[key])
-    elif isinstance(value, list | tuple):
-        out += packer.pack_array_header(len(value))
-        for item in value:
-            _pack_canonical_into(out, packer, item)
-    else:
-        out += packer.pack(value)
-
+_SCALARS = (str, bytes, int, float, bool, type(None))
+_FLAT_CHUNK = 4096
+"""Map entries packed per call into msgpack's C packer (a flat map, such as a manifest)."""
 
 Packed = tuple[bytes, ...]
 """One msgpack value in consecutive chunks of about a MiB: a large fetch's
@@ -505,45 +493,107 @@ manifests are hundreds of MiB, and joining them would hold them twice."""
 _PACKED_CHUNK = 1 << 20
 
 
-def _pack_canonical_list(values: Iterable[Any], count: int) -> Packed:
+def _spill(out: bytearray) -> Iterator[bytes]:
+    """Yield what ``out`` holds once it has reached a chunk, and empty it."""
+    if len(out) >= _PACKED_CHUNK:
+        yield bytes(out)
+        out.clear()
+
+
+def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> Iterator[bytes]:
+    """Append ``canonical_value(value)`` packed to ``out``, without building the sorted
+    copy, and yield ``out``'s content whenever it reaches a chunk (a large fetch's
+    manifests hold millions of entries: one of them never sits in memory whole)."""
+    if isinstance(value, Mapping):
+        out += packer.pack_map_header(len(value))
+        keys = _sorted_keys(value)
+        if all(type(value[key]) in _SCALARS for key in keys):
+            yield from _pack_flat_entries_into(out, packer, value, keys)
+            return
+        for key in keys:
+            out += packer.pack(key)
+            yield from _pack_canonical_into(out, packer, value[key])
+    elif isinstance(value, list | tuple):
+        out += packer.pack_array_header(len(value))
+        for item in value:
+            yield from _pack_canonical_into(out, packer, item)
+    else:
+        out += packer.pack(value)
+
+
+def _pack_flat_entries_into(
+    out: bytearray, packer: msgpack.Packer, mapping: Mapping[Any, Any], keys: Sequence[Any]
+) -> Iterator[bytes]:
+    """Append the entries of ``mapping`` (scalar values) in the order of ``keys``,
+    yielding full chunks as :func:`_pack_canonical_into` does.
+
+    A map's entries are packed exactly as an array of key, value, key, value... is
+    packed after its header, so each chunk goes through the C packer in one call.
+    """
+    for start in range(0, len(keys), _FLAT_CHUNK):
+        flat = [item for key in keys[start : start + _FLAT_CHUNK] for item in (key, mapping[key])]
+        packed = packer.pack(flat)
+        out += memoryview(packed)[len(_array_header(len(flat))) :]
+        yield from _spill(out)
+
+
+def _iter_pack_canonical_list(values: Iterable[Any], count: int) -> Iterator[bytes]:
     packer = msgpack.Packer(use_bin_type=True)
-    chunks: list[bytes] = []
     out = bytearray(packer.pack_array_header(count))
     for value in values:
-        _pack_canonical_into(out, packer, value)
-        if len(out) >= _PACKED_CHUNK:
-            chunks.append(bytes(out))
-            out.clear()
-    chunks.append(bytes(out))
-    return tuple(chunks)
+        yield from _pack_canonical_into(out, packer, value)
+        yield from _spill(out)
+    yield bytes(out)
+
+
+def _snapshot_to_pack(snapshot: Snapshot) -> dict[str, Any]:
+    """A snapshot's wire dict, its manifest not copied (``to_wire`` copies it)."""
+    wire = dict(snapshot.fields)
+    wire["snapshot_id"] = snapshot.snapshot_id
+    wire["manifest"] = snapshot.manifest
+    return wire
+
+
+def iter_packed_commits(commits: Sequence[Commit]) -> Iterator[bytes]:
+    """The commits as a msgpack array, in the order sent (parents first), maps canonical;
+    packed lazily, in pieces of about a MiB."""
+    return _iter_pack_canonical_list((c.to_wire() for c in commits), len(commits))
+
+
+def iter_packed_snapshots(snapshots: Iterable[Snapshot]) -> Iterator[bytes]:
+    """The snapshots as a msgpack array in snapshot-id order, maps canonical; packed
+    lazily, in pieces of about a MiB (a snapshot's copy lives only while it is packed)."""
+    ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
+    return _iter_pack_canonical_list((_snapshot_to_pack(s) for s in ordered), len(ordered))
 
 
 def pack_commits(commits: Sequence[Commit]) -> Packed:
-    """The commits as a msgpack array, in the order sent (parents first), maps canonical."""
-    return _pack_canonical_list((c.to_wire() for c in commits), len(commits))
+    """:func:`iter_packed_commits`, all pieces."""
+    return tuple(iter_packed_commits(commits))
 
 
 def pack_snapshots(snapshots: Iterable[Snapshot]) -> Packed:
-    """The snapshots as a msgpack array in snapshot-id order, maps canonical."""
-    ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
-    return _pack_canonical_list((s.to_wire() for s in ordered), len(ordered))
+    """:func:`iter_packed_snapshots`, all pieces."""
+    return tuple(iter_packed_snapshots(snapshots))
 
 
-def fetch_head(packed_commits: Packed, packed_snapshots: Packed, blob_count: int) -> Packed:
-    """Everything of a fetch document before its first blob, in pieces.
+def fetch_head(
+    packed_commits: Iterable[bytes], packed_snapshots: Iterable[bytes], blob_count: int
+) -> Iterator[bytes]:
+    """Everything of a fetch document before its first blob, in pieces, lazily.
 
     Args:
-        packed_commits: :func:`pack_commits` of the commits sent.
-        packed_snapshots: :func:`pack_snapshots` of their snapshots.
+        packed_commits: :func:`pack_commits` (or :func:`iter_packed_commits`) of the
+            commits sent.
+        packed_snapshots: :func:`pack_snapshots` (or :func:`iter_packed_snapshots`) of
+            their snapshots.
         blob_count: how many blob entries will follow (the array header needs it).
     """
-    return (
-        b"\x84" + _pack("commits"),
-        *packed_commits,
-        _pack("snapshots"),
-        *packed_snapshots,
-        _pack("blobs") + _array_header(blob_count),
-    )
+    yield b"\x84" + _pack("commits")
+    yield from packed_commits
+    yield _pack("snapshots")
+    yield from packed_snapshots
+    yield _pack("blobs") + _array_header(blob_count)
 
 
 def fetch_tail(branch_heads: Mapping[str, str]) -> bytes:
