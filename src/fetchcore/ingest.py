@@ -53,8 +53,8 @@ Ingest = Callable[[IngestObservation], Awaitable[IngestResult]]
 
 Chunk = bytes | bytearray | memoryview
 _THREADED_CHUNK_BYTES = 256 * 1024
-"""Chunks at least this long are parsed and hashed in a worker thread (the upload
-goes on meanwhile); shorter ones cost less inline than a thread hop."""
+"""Chunks at least this long are hashed and parsed in two worker threads, side by
+side (the upload goes on meanwhile); shorter ones cost less inline than thread hops."""
 
 
 def _refuse_cycles(document: PushDocument) -> None:
@@ -292,13 +292,18 @@ async def _receive(
             receiver.take(data)
             await upload.write(data)
         else:
-            await _both(asyncio.to_thread(receiver.take, data), upload.write(data))
+            # Hashing releases the GIL: it runs beside the parser, not before it.
+            await _all(
+                asyncio.to_thread(receiver.hash, data),
+                asyncio.to_thread(receiver.parse, data),
+                upload.write(data),
+            )
     return receiver.finish()
 
 
-async def _both(first: Awaitable[None], second: Awaitable[None]) -> None:
-    """Await both; raise the first failure only once neither runs any more."""
-    outcomes = await asyncio.gather(first, second, return_exceptions=True)
+async def _all(*works: Awaitable[None]) -> None:
+    """Await every one; raise the first failure only once none runs any more."""
+    outcomes = await asyncio.gather(*works, return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome

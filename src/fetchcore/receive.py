@@ -62,7 +62,20 @@ class PushReceiver:
         Raises:
             InvalidMPackError: the document is malformed, over a limit, or a blob fails.
         """
+        self.hash(chunk)
+        self.parse(chunk)
+
+    def hash(self, chunk: bytes) -> None:
+        """Hash the next chunk into the mpack id. With :meth:`parse`, what :meth:`take`
+        does; the two may run side by side (in two threads) on one chunk, each in order."""
         self._hash.update(chunk)
+
+    def parse(self, chunk: bytes) -> None:
+        """Parse the next chunk and verify its blobs (see :meth:`take`).
+
+        Raises:
+            InvalidMPackError: the document is malformed, over a limit, or a blob fails.
+        """
         self._parser.feed(chunk)
 
     def finish(self) -> ReceivedPush:
