@@ -52,6 +52,7 @@ BENCHMARKS = [
     ("benchmarks.sql_index",),
     ("benchmarks.object_store",),
     ("benchmarks.staged_push",),
+    ("benchmarks.ingest_stream",),
     ("benchmarks.plot", "--stack", "production"),
     ("benchmarks.table", "--readme"),
 ]

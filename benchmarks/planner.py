@@ -6,7 +6,10 @@ Three layouts: dense (every blob of every mpack is needed: whole reads),
 sparse (every 10th blob: ranged reads) and shared (every blob in two mpacks,
 so the planner's multi-mpack cover chooses among them). Targets: 1M blobs <= 2 s; time per
 blob flat from 10k to 1M (within 1.5x). For scale, the same run also times the
-simplest loop that any planner must make: one dict lookup per needed blob.
+simplest loop that any planner must make: one dict lookup per needed blob; and
+the memory work of planning without its logic (each blob's location read and put
+into its mpack's mapping), which shows how much of the growth from 10k to 1M is
+the memory hierarchy rather than the planner.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 from benchmarks.common import write_results
 from fetchcore import FetchPlan, Location, plan_fetch
@@ -53,15 +58,45 @@ def best_of(run: Callable[[], object], repeat: int) -> float:
     return best
 
 
-def time_planning(
-    locations: dict[str, list[Location]], repeat: int
-) -> tuple[FetchPlan, float, float]:
-    """The plan, the best time to make it, and the best time of a bare lookup loop."""
+def same_memory_work(locations: dict[str, list[Location]]) -> Callable[[], object]:
+    """The memory any planner over these locations touches, without its logic: each
+    blob's entry, its list and first location, and an insert into its mpack's mapping."""
+    keys = locations.keys()
+
+    def run() -> int:
+        homes: dict[str, dict[str, Location]] = {}
+        stored = 0
+        for object_id in keys:
+            location = locations[object_id][0]
+            home = homes.get(location.mpack_id)
+            if home is None:
+                homes[location.mpack_id] = home = {}
+            home[object_id] = location
+            stored += location.length or 0
+        return stored
+
+    return run
+
+
+@attrs.frozen
+class PlanningTimes:
+    """Best seconds of the planner and of two floors over the same locations."""
+
+    plan: FetchPlan
+    seconds: float
+    dict_lookup: float
+    memory_work: float
+
+
+def time_planning(locations: dict[str, list[Location]], repeat: int) -> PlanningTimes:
+    """The plan, the best time to make it, and the best times of a bare lookup loop and
+    of :func:`same_memory_work`."""
     keys = locations.keys()
     plan = plan_fetch(keys, locations=locations)
     seconds = best_of(lambda: plan_fetch(keys, locations=locations), repeat)
     floor = best_of(lambda: [locations.get(k) for k in keys], repeat)
-    return plan, seconds, floor
+    memory_work = best_of(same_memory_work(locations), repeat)
+    return PlanningTimes(plan, seconds, floor, memory_work)
 
 
 def measure(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
@@ -69,14 +104,16 @@ def measure(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
     for name, every, copies in (("dense", 1, 1), ("sparse", 10, 1), ("shared", 1, 2)):
         for needed in sizes:
             locations = layout(needed, every, copies)
-            plan, seconds, floor = time_planning(locations, repeat)
+            times = time_planning(locations, repeat)
+            plan, seconds = times.plan, times.seconds
             rows.append(
                 {
                     "layout": name,
                     "needed": needed,
                     "seconds": seconds,
                     "us_per_blob": seconds / needed * 1e6,
-                    "dict_lookup_us_per_blob": floor / needed * 1e6,
+                    "dict_lookup_us_per_blob": times.dict_lookup / needed * 1e6,
+                    "memory_work_us_per_blob": times.memory_work / needed * 1e6,
                     "requests": plan.request_count,
                     "whole_reads": sum(read.whole for read in plan.reads),
                 }
@@ -84,7 +121,8 @@ def measure(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
             print(
                 f"{name:>6} {needed:>9,} blobs: {seconds:6.3f} s, "
                 f"{rows[-1]['us_per_blob']:.2f} us/blob (a bare dict lookup: "
-                f"{rows[-1]['dict_lookup_us_per_blob']:.2f}), {plan.request_count:,} requests",
+                f"{rows[-1]['dict_lookup_us_per_blob']:.2f}, the same memory work: "
+                f"{rows[-1]['memory_work_us_per_blob']:.2f}), {plan.request_count:,} requests",
                 flush=True,
             )
     return rows
@@ -96,15 +134,27 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     rows = measure(args.sizes, args.repeat)
-    flatness = {}
-    for name in ("dense", "sparse", "shared"):
-        per_blob = [row["us_per_blob"] for row in rows if row["layout"] == name]
-        flatness[name] = max(per_blob) / min(per_blob)
-    write_results("planner", {"mpacks": MPACKS, "runs": rows, "per_blob_spread": flatness})
+    flatness = {name: spread(rows, name, "us_per_blob") for name in ("dense", "sparse", "shared")}
+    memory = {name: spread(rows, name, "memory_work_us_per_blob") for name in flatness}
+    write_results(
+        "planner",
+        {
+            "mpacks": MPACKS,
+            "runs": rows,
+            "per_blob_spread": flatness,
+            "memory_work_per_blob_spread": memory,
+        },
+    )
     print(
         "per-blob time, largest over smallest: "
-        + ", ".join(f"{k} {v:.2f}x" for k, v in flatness.items())
+        + ", ".join(f"{k} {v:.2f}x (memory work {memory[k]:.2f}x)" for k, v in flatness.items())
     )
+
+
+def spread(rows: list[dict[str, Any]], layout_name: str, key: str) -> float:
+    """Largest over smallest of ``key`` among the rows of one layout."""
+    values = [float(row[key]) for row in rows if row["layout"] == layout_name]
+    return max(values) / min(values)
 
 
 if __name__ == "__main__":

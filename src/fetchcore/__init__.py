@@ -22,6 +22,7 @@ from fetchcore.errors import (
     LegacyFallbackLimitError,
     ObjectStoreError,
     ObjectUnavailableError,
+    PushTooLargeError,
     StorageError,
     UnknownCommitError,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "ObjectUnavailableError",
     "Policy",
     "PushStore",
+    "PushTooLargeError",
     "PushUpload",
     "RangedReads",
     "Snapshot",

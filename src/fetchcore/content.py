@@ -6,7 +6,10 @@ Rules this module keeps:
   bounded chunks and rejected as soon as it produces more.
 - Stored zstd content is exactly one frame: a second frame or trailing bytes are
   refused, and a frame that declares its size must produce exactly that size.
-- Content is served only after its sha256 matches the digest its id names.
+- Content is served only after its sha256 matches the digest its id names, or
+  when it is cut from bytes already proven to be a push mpack that ingest
+  verified blob by blob (their sha256 matches the mpack's id): then it is
+  decoded (``verified=False``), within the same limits, but not hashed again.
 - A :class:`DecodeBudget` bounds the decoded total of a whole push or fetch.
 - Every failure is a :class:`ContentError`; no zstd or memory error escapes.
 """
@@ -97,8 +100,24 @@ def _declared_size(frame: Buffer, max_bytes: int) -> int:
     return int(declared)
 
 
-def _decode_zstd(frame: Buffer, max_bytes: int) -> bytes:
-    declared = _declared_size(frame, max_bytes)
+def _trusted_declared_size(frame: Buffer, max_bytes: int) -> int:
+    """The size a frame already checked at ingest declares (-1: none), within the limit."""
+    try:
+        declared = zstandard.frame_content_size(frame)
+    except zstandard.ZstdError as error:
+        raise ContentError(f"not a zstd frame ({error})") from None
+    if declared > max_bytes:
+        raise OverLimitError(
+            f"zstd frame declares {declared} bytes, over the limit of {max_bytes}", declared
+        )
+    return int(declared)
+
+
+def _decode_zstd(frame: Buffer, max_bytes: int, *, checked: bool = False) -> bytes:
+    """Decode one zstd frame; ``checked``: its framing was checked at ingest (skip the walk)."""
+    declared = (
+        _trusted_declared_size(frame, max_bytes) if checked else _declared_size(frame, max_bytes)
+    )
     decompressor = _decompressor()
     try:
         if declared >= 0:  # zstd itself refuses a frame that produces more or less
@@ -126,14 +145,18 @@ def _decode_unsized(
     return b"".join(chunks)
 
 
-def decode(stored: Buffer, encoding: str, max_bytes: int) -> bytes:
+def decode(stored: Buffer, encoding: str, max_bytes: int, *, checked: bool = False) -> bytes:
     """Decode stored content to the blob's bytes.
+
+    Args:
+        checked: the content was verified at ingest in these exact bytes, so a zstd
+            frame's framing is not walked again (its size limit still applies).
 
     Raises:
         ContentError: unknown encoding, undecodable frame, or more than ``max_bytes``.
     """
     if encoding == "zstd":
-        return _decode_zstd(stored, max_bytes)
+        return _decode_zstd(stored, max_bytes, checked=checked)
     if encoding != "identity":
         raise ContentError(f"unknown encoding {encoding!r:.40}")
     if len(stored) > max_bytes:
@@ -170,24 +193,47 @@ class DecodeBudget:
         return self.limit - self.spent
 
     def decode_verified(
-        self, object_id: str, stored: Buffer, encoding: str, max_blob_bytes: int
+        self,
+        object_id: str,
+        stored: Buffer,
+        encoding: str,
+        max_blob_bytes: int,
+        *,
+        verified: bool = False,
     ) -> bytes:
         """:func:`decode_verified`, charged to this budget.
+
+        Args:
+            verified: the stored bytes are known to be what ingest verified (they were
+                cut from a push mpack whose bytes match its id): decode, within the
+                same limits, without hashing the content again.
 
         Raises:
             DecodeBudgetError: the blob would take the total past ``limit``.
             ContentError: the blob itself is bad or over ``max_blob_bytes``.
         """
-        allowance = min(max_blob_bytes, self.left)
+        allowance = self.allowance(max_blob_bytes)
         try:
-            content = decode_verified(object_id, stored, encoding, allowance)
+            if verified:
+                content = decode(stored, encoding, allowance, checked=True)
+            else:
+                content = decode_verified(object_id, stored, encoding, allowance)
         except OverLimitError as error:
-            blob_alone_is_fine = error.declared is None or error.declared <= max_blob_bytes
-            if allowance < max_blob_bytes and blob_alone_is_fine:
-                raise self._exceeded(error.declared) from None
-            raise
+            raise self.blame(error, max_blob_bytes) from None
         self.spent += len(content)
         return content
+
+    def allowance(self, max_blob_bytes: int) -> int:
+        """The most the next blob may decode to: its own limit, or what is left."""
+        return min(max_blob_bytes, self.left)
+
+    def blame(self, error: OverLimitError, max_blob_bytes: int) -> ContentError:
+        """The error to raise for a blob that went past :meth:`allowance`: the budget's
+        (DecodeBudgetError) when the blob alone was within ``max_blob_bytes``."""
+        blob_alone_is_fine = error.declared is None or error.declared <= max_blob_bytes
+        if self.allowance(max_blob_bytes) < max_blob_bytes and blob_alone_is_fine:
+            return self._exceeded(error.declared)
+        return error
 
     def charge(self, size: int) -> None:
         """Count ``size`` bytes that need no decoding (a cache hit) against the budget.

@@ -9,7 +9,11 @@ Rules this module keeps:
   unserved and returns the ones it could not serve.
 - Only verified bytes leave: every blob is decoded and hashed against its id,
   whichever source it came from; a zstd blob passed through is exactly its
-  stored frame, and that frame decoded matches the id.
+  stored frame, and that frame decoded matches the id. One exception, which
+  proves the same thing for less: the blobs cut from a whole push mpack whose
+  bytes hash to its id are the bytes ingest verified blob by blob, so that one
+  sha256 stands in for theirs (they are still decoded within every limit); an
+  mpack whose bytes do not match has each blob checked on its own.
 - The blobs of one gather decode to at most ``Policy.max_fetch_decoded_bytes``,
   refused before any read when the index already knows the sizes and otherwise
   before each frame is decoded; past it the fetch stops (FetchTooLargeError),
@@ -66,7 +70,6 @@ from fetchcore.planner import MPackRead, plan_fetch
 from fetchcore.policy import Policy
 from fetchcore.ports import FetchStore, RangedReads, retries_its_reads
 from fetchcore.results import FetchStats
-from fetchcore.wire import OutgoingBlob
 
 T = TypeVar("T")
 Request = Callable[[], Awaitable[bytes | None]]
@@ -162,11 +165,13 @@ def least_decoded_size(
 ) -> int:
     """The least a blob can decode to, known before reading: the size of its cache entry or
     of an identity location; 0 as soon as one source is zstd (its size is in its frame)."""
-    sizes = [len(cache[object_id])] if object_id in cache else []
+    least = len(cache[object_id]) if object_id in cache else None
     for location in locations.get(object_id, ()):
         identity = location.encoding == "identity"
-        sizes.append(location.length if identity and location.length is not None else 0)
-    return min(sizes, default=0)
+        size = location.length if identity and location.length is not None else 0
+        if least is None or size < least:
+            least = size
+    return least or 0
 
 
 def check_decoded_size(
@@ -187,13 +192,30 @@ def check_decoded_size(
 
 @attrs.define
 class _Extracted:
-    served: list[tuple[str, OutgoingBlob]] = attrs.field(factory=list)
+    """The blobs of one read, verified and already encoded as document entries (on the
+    worker: the loop only writes them), and the ids that failed.
+
+    Entries are encoded as each blob is verified, so nothing per blob outlives the loop
+    over them: a fetch of many small blobs would otherwise keep a few objects per blob
+    alive until the read is done, and the garbage collector would walk them again and again.
+    """
+
+    served: list[str] = attrs.field(factory=list)
+    pieces: list[bytes | memoryview] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
+    whole_mpack_verified: bool = False
+
+    def serve(
+        self, object_id: str, written_id: str, body: bytes | memoryview, encoding: str
+    ) -> None:
+        self.served.append(object_id)
+        self.pieces.append(wire.blob_head(len(body), encoding))
+        self.pieces.append(body)
+        self.pieces.append(wire.blob_tail(written_id, encoding))
 
     def encoded(self) -> _Encoded:
-        """The served blobs as document entries (on the worker: the loop only writes them)."""
-        entries = wire.encode_blobs(blob for _, blob in self.served)
-        return _Encoded([object_id for object_id, _ in self.served], entries, self.failed)
+        entries = b"".join(self.pieces)
+        return _Encoded(self.served, entries, self.failed, self.whole_mpack_verified)
 
 
 @attrs.frozen
@@ -203,6 +225,25 @@ class _Encoded:
     served: list[str]
     entries: bytes
     failed: list[str]
+    whole_mpack_verified: bool = False
+    """The blobs came from a whole mpack whose bytes matched its id (one hash for all)."""
+
+
+def _leaves_as(encoding: str, needed: NeededBlobs) -> str:
+    """The encoding a blob stored in ``encoding`` has in the document."""
+    return "zstd" if encoding == "zstd" and needed.accept_zstd else "identity"
+
+
+def _passed_through_unhashed(
+    stored: memoryview | bytes, policy: Policy, budget: content.DecodeBudget
+) -> bool:
+    """Charge a zstd frame that ingest verified and that leaves as stored, without decoding
+    it, when its header declares its size within the limits (False: decode it instead)."""
+    size = content.declared_size(stored, "zstd", len(stored))
+    if size is None or size > policy.max_blob_bytes:
+        return False
+    budget.charge(size)
+    return True
 
 
 def _verified(
@@ -212,18 +253,42 @@ def _verified(
     needed: NeededBlobs,
     policy: Policy,
     budget: content.DecodeBudget,
-) -> OutgoingBlob | None:
-    written = needed.as_written[object_id]
+    *,
+    from_verified_mpack: bool = False,
+) -> bytes | memoryview | None:
+    """The blob's body as it leaves (see :func:`_leaves_as`), or None if ``stored`` fails
+    as its source.
+
+    ``from_verified_mpack``: ``stored`` was cut from a push mpack whose bytes match its
+    id, so it is decoded within the limits but not hashed again.
+    """
+    pass_through = encoding == "zstd" and needed.accept_zstd
     try:
-        decoded = budget.decode_verified(object_id, stored, encoding, policy.max_blob_bytes)
+        if (
+            from_verified_mpack
+            and pass_through
+            and _passed_through_unhashed(stored, policy, budget)
+        ):
+            return stored
+        decoded = budget.decode_verified(
+            object_id, stored, encoding, policy.max_blob_bytes, verified=from_verified_mpack
+        )
     except content.DecodeBudgetError:
         # Every source holds the same content: trying another would only spend more.
         raise FetchTooLargeError(policy.max_fetch_decoded_bytes) from None
     except content.ContentError:
         return None
-    if encoding == "zstd" and needed.accept_zstd:
-        return OutgoingBlob(written, stored, "zstd")
-    return OutgoingBlob(written, decoded)
+    return stored if pass_through else decoded
+
+
+def _cut(view: memoryview, base: int, location: Location) -> memoryview | None:
+    """The location's stored bytes in ``view`` (read from offset ``base``), or None
+    unless its whole span is known and inside."""
+    offset, length = location.offset, location.length
+    if offset is None or length is None or length < 0:
+        return None
+    start = offset - base
+    return view[start : start + length] if 0 <= start <= len(view) - length else None
 
 
 def _extract(
@@ -233,20 +298,32 @@ def _extract(
     needed: NeededBlobs,
     policy: Policy,
     budget: content.DecodeBudget,
+    *,
+    from_verified_mpack: bool = False,
 ) -> _Extracted:
-    """Cut, decode and verify the blobs whose stored spans lie in ``data`` (at ``base``)."""
-    result = _Extracted()
+    """Cut, decode and verify the blobs whose stored spans lie in ``data`` (at ``base``);
+    ``from_verified_mpack``: ``data`` is a whole push mpack that matches its id."""
+    result = _Extracted(whole_mpack_verified=from_verified_mpack)
     view = memoryview(data)
+    as_written = needed.as_written
     for object_id, location in blobs.items():
-        span = location.span
-        start, end = (span[0] - base, span[1] - base) if span else (-1, -1)
-        blob = None
-        if 0 <= start <= end <= len(data):
-            blob = _verified(object_id, view[start:end], location.encoding, needed, policy, budget)
-        if blob is None:
+        encoding = location.encoding
+        stored = _cut(view, base, location)
+        body = None
+        if stored is not None:
+            body = _verified(
+                object_id,
+                stored,
+                encoding,
+                needed,
+                policy,
+                budget,
+                from_verified_mpack=from_verified_mpack,
+            )
+        if body is None:
             result.failed.append(object_id)
         else:
-            result.served.append((object_id, blob))
+            result.serve(object_id, as_written[object_id], body, _leaves_as(encoding, needed))
     return result
 
 
@@ -264,11 +341,20 @@ def _located_blobs(data: bytes, blobs: Blobs, policy: Policy) -> Blobs:
 
 
 def _extract_whole(
-    data: bytes, blobs: Blobs, needed: NeededBlobs, policy: Policy, budget: content.DecodeBudget
+    mpack_id: str,
+    data: bytes,
+    blobs: Blobs,
+    needed: NeededBlobs,
+    policy: Policy,
+    budget: content.DecodeBudget,
 ) -> _Extracted:
+    """The blobs of a whole mpack. When its bytes match its id, they are the bytes that
+    ingest parsed and verified blob by blob: one sha256 of the whole stands in for one
+    per blob. Otherwise (a damaged or replaced copy) every blob is checked on its own."""
     if any(location.span is None for location in blobs.values()):
         blobs = _located_blobs(data, blobs, policy)
-    return _extract(data, 0, blobs, needed, policy, budget)
+    intact = ids.matches(mpack_id, data)
+    return _extract(data, 0, blobs, needed, policy, budget, from_verified_mpack=intact)
 
 
 def _verified_cache(
@@ -278,11 +364,11 @@ def _verified_cache(
     result = _Extracted()
     for object_id, data in cache.items():
         if object_id in needed.as_written:
-            blob = _verified(object_id, data, "identity", needed, policy, budget)
-            if blob is None:
+            body = _verified(object_id, data, "identity", needed, policy, budget)
+            if body is None:
                 result.failed.append(object_id)
             else:
-                result.served.append((object_id, blob))
+                result.serve(object_id, needed.as_written[object_id], body, "identity")
     return result
 
 
@@ -317,6 +403,7 @@ def _stats(tally: Counter[str]) -> FetchStats:
         bytes_read=tally["bytes_read"],
         retries=tally["retries"],
         failed_sources=tally["failed_sources"],
+        verified_whole_mpacks=tally["verified_whole_mpacks"],
     )
 
 
@@ -368,6 +455,8 @@ class _Gather:
 
     async def _deliver(self, encoded: _Encoded) -> list[str]:
         """Hand the served blobs to the sink; return the ids that failed."""
+        if encoded.whole_mpack_verified:
+            self.tally["verified_whole_mpacks"] += 1
         if encoded.served:
             # Each blob has one source per plan and plans run one after another, so no
             # blob is served twice (the writer counts blobs against the announced total).
@@ -488,7 +577,7 @@ class _Gather:
                 return list(read.blobs)
             extracted = await self._off_loop(
                 lambda: _extract_whole(
-                    data, read.blobs, self.needed, self.policy, self.decoded
+                    read.mpack_id, data, read.blobs, self.needed, self.policy, self.decoded
                 ).encoded()
             )
             return await self._deliver(extracted)

@@ -262,9 +262,11 @@ def _read_for(mpack_id: str, home: _Home, policy: Policy, ranged_reads: bool) ->
         return MPackRead(mpack_id, blobs, None, "whole: the store reads no ranges")
     if not home.offsets_known:
         return MPackRead(mpack_id, blobs, None, "whole: some offsets are unknown")
-    # Decided from the per-mpack totals, before any range is built.
+    # Decided from the per-mpack totals, before any range is built (distinct blobs never
+    # share stored bytes, so their lengths add up to the union of their spans). Nothing
+    # stored, nothing to read: that case goes on to the clusters, which say so.
     size = home.size
-    if size is not None and (verdict := _dense_verdict(size, home.stored, policy)):
+    if size is not None and home.stored and (verdict := _dense_verdict(size, home.stored, policy)):
         return _whole(mpack_id, blobs, verdict, size, policy)
     spans = [location.span for location in blobs.values()]
     clusters = _clusters([span for span in spans if span is not None and span[0] < span[1]])

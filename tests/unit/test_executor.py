@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 import msgpack
@@ -19,10 +20,12 @@ from fetchcore.adapters.wrapping import ObjectStoreWrapper
 from fetchcore import (
     FetchNotIndexedError,
     FetchStats,
+    FetchTooLargeError,
     InvalidRequestError,
     Location,
     ObjectUnavailableError,
     Policy,
+    content,
 )
 from fetchcore.executor import ByteBudget, DocumentPoisoned, NeededBlobs, gather_blobs
 from fetchcore.ids import content_id
@@ -399,17 +402,118 @@ class TestZstdPassThrough:
         assert bytes(blob.content) == p.data[location.span[0] : location.span[1]]
 
     async def test_a_frame_of_other_content_is_not_passed_through(self) -> None:
+        # Ingest refuses such an mpack, so one can only be met as a replaced copy: its
+        # bytes do not match its id, and each blob is checked on its own.
         impostor = blob_entry(b"something else entirely", encoding="zstd")
         impostor["object_id"] = blob_id(CONTENTS[0])
         data = encode_push(blobs=[impostor])
         (entry,) = parse_push(data).blobs
-        mpack_id = content_id(data)
+        mpack_id = content_id(encode_push(blobs=[blob_entry(CONTENTS[0], encoding="zstd")]))
         store = MemoryObjectStore()
         await store.put_mpack(mpack_id, data)
         location = Location(mpack_id, entry.offset, entry.length, "zstd", len(data))
         with pytest.raises(ObjectUnavailableError):
             await gather_with_stats(
                 store, CONTENTS[:1], {blob_id(CONTENTS[0]): [location]}, accept_zstd=True
+            )
+
+
+def damaged(p: Pack, content: bytes) -> bytes:
+    """The bytes of ``p`` with one byte of ``content``'s stored span flipped."""
+    span = p.locations[blob_id(content)].span
+    assert span is not None
+    data = bytearray(p.data)
+    data[span[0]] ^= 0xFF
+    return bytes(data)
+
+
+@attrs.define
+class CountedHashes:
+    """Counts the per-blob verifications (decode and hash against the id)."""
+
+    calls: int = 0
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        verify = content.decode_verified
+
+        def counted(*args: Any, **kwargs: Any) -> bytes:
+            self.calls += 1
+            return verify(*args, **kwargs)
+
+        monkeypatch.setattr(content, "decode_verified", counted)
+
+
+class TestWholeMpackVerification:
+    async def test_an_intact_whole_mpack_is_one_hash_for_all_its_blobs(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        p = pack(CONTENTS, encoding="zstd")
+        hashes = CountedHashes()
+        hashes.install(monkeypatch)
+        served, stats = await gather_with_stats(await stored(p), CONTENTS, merged(p))
+        assert contents_of(served) == set(CONTENTS)
+        assert stats.mpack_gets == 1
+        assert stats.verified_whole_mpacks == 1
+        assert hashes.calls == 0
+
+    async def test_a_damaged_copy_has_each_blob_checked_and_only_the_bad_one_moves_on(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        p = pack(CONTENTS)
+        store = RecordingObjectStore(MemoryObjectStore())
+        await store.put_mpack(p.mpack_id, damaged(p, CONTENTS[3]))
+        await store.put_object(blob_id(CONTENTS[3]), CONTENTS[3])
+        hashes = CountedHashes()
+        hashes.install(monkeypatch)
+        served, stats = await gather_with_stats(store, CONTENTS, merged(p))
+        assert contents_of(served) == set(CONTENTS)
+        assert stats.verified_whole_mpacks == 0
+        assert hashes.calls == len(CONTENTS) + 1  # each blob of the mpack, then the legacy one
+        assert store.ids_of("get_object") == [blob_id(CONTENTS[3])]
+
+    async def test_a_damaged_copy_without_another_source_fails_only_the_bad_blob(self) -> None:
+        p = pack(CONTENTS)
+        store = MemoryObjectStore()
+        await store.put_mpack(p.mpack_id, damaged(p, CONTENTS[3]))
+        with pytest.raises(ObjectUnavailableError) as raised:
+            await gather_with_stats(store, CONTENTS, merged(p))
+        assert raised.value.object_ids == (blob_id(CONTENTS[3]),)
+
+    async def test_zstd_passed_through_from_an_intact_mpack_is_the_stored_frame(self) -> None:
+        p = pack(CONTENTS, encoding="zstd")
+        served, stats = await gather_with_stats(
+            await stored(p), CONTENTS, merged(p), accept_zstd=True
+        )
+        assert stats.verified_whole_mpacks == 1
+        for object_id, blob in served.items():
+            span = p.locations[object_id].span
+            assert span is not None
+            assert blob.encoding == "zstd"
+            assert bytes(blob.content) == p.data[span[0] : span[1]]
+
+    @pytest.mark.parametrize("accept_zstd", [False, True])
+    async def test_blob_limits_hold_in_an_intact_mpack(self, accept_zstd: bool) -> None:
+        large = b"x" * 1_000
+        p = pack([large, CONTENTS[0]], encoding="zstd")
+        policy = attrs.evolve(FAST, max_blob_bytes=999)
+        with pytest.raises(ObjectUnavailableError) as raised:
+            await gather_with_stats(
+                await stored(p),
+                [large, CONTENTS[0]],
+                merged(p),
+                policy=policy,
+                accept_zstd=accept_zstd,
+            )
+        assert raised.value.object_ids == (blob_id(large),)
+
+    @pytest.mark.parametrize("accept_zstd", [False, True])
+    async def test_the_decoded_total_holds_in_an_intact_mpack(self, accept_zstd: bool) -> None:
+        p = pack(CONTENTS, encoding="zstd")
+        total = sum(len(c) for c in CONTENTS)
+        policy = attrs.evolve(FAST, max_fetch_decoded_bytes=total - 1)
+        with pytest.raises(FetchTooLargeError):
+            await gather_with_stats(
+                await stored(p), CONTENTS, merged(p), policy=policy, accept_zstd=accept_zstd
             )
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fetchcore import FetchPlan, Location, Policy, plan_fetch
-from fetchcore.planner import MPackRead, mpack_size
+from fetchcore.planner import MPackRead, _clusters, _coalesce, mpack_size
 from fetchcore.testing import fake_id
 
 KiB = 1024
@@ -405,6 +405,46 @@ class TestInvariants:
         locations = {o: rng.sample(locs, len(locs)) for o, locs in items}
         shuffled = attrs.evolve(case, needed=needed, locations=locations)
         assert shuffled.plan() == case.plan()
+
+
+def reads_the_whole_by_the_rule_of_ranges(read: MPackRead, policy: Policy) -> bool | None:
+    """The rule as it was before per-mpack totals: build the ranges first, then read the
+    whole mpack when it is small, dense, or cheaper than the ranges. None: nothing to read."""
+    spans = [location.span for location in read.blobs.values()]
+    if any(span is None for span in spans):
+        return True
+    clusters = _clusters([span for span in spans if span is not None and span[0] < span[1]])
+    if not clusters:
+        return None
+    needed = sum(end - start for start, end in clusters)
+    ranges = _coalesce(clusters, needed, policy)
+    size = mpack_size(read.blobs.values())
+    if size is None:
+        return False
+    ranged_cost = _total(tuple(ranges)) + len(ranges) * policy.request_cost_bytes
+    return (
+        size <= policy.request_cost_bytes
+        or size <= policy.max_read_amplification * needed
+        or size + policy.request_cost_bytes <= ranged_cost
+    )
+
+
+class TestDecisionFromTotals:
+    @settings(max_examples=300)
+    @given(cases())
+    def test_whole_or_ranged_is_what_the_rule_of_ranges_decides(self, case: Case) -> None:
+        for read in case.plan().reads:
+            expected = reads_the_whole_by_the_rule_of_ranges(read, case.policy)
+            if expected is None:
+                assert read.ranges == ()
+            else:
+                assert (read.whole or read.tiled) == expected, read.reason
+
+    def test_an_mpack_whose_blobs_are_all_empty_is_not_read(self) -> None:
+        locations = {blob(n): [Location(M1, 10 * n, 0, "identity", 100)] for n in range(3)}
+        plan = plan_fetch(sorted(locations), locations=locations)
+        assert read_of(plan, M1).ranges == ()
+        assert plan.request_count == 0
 
 
 # ── exact limits (each `>` against `>=` gets a test at the limit) ────────────

@@ -419,22 +419,14 @@ class SqlIndexRepo:
             IndexRepoError: the database failed.
         """
         table = schema.locations
-        found = await self._select_by_ids(
-            sa.select(*table.c), table.c.object_id, rows.storable_ids(object_ids)
-        )
-        grouped: dict[str, list[Location]] = {}
-        crowded: list[list[Location]] = []
-        for row in found:
-            location = rows.location_from_row(row)
-            group = grouped.get(row[0])
-            if group is None:
-                grouped[row[0]] = [location]
-            else:
-                group.append(location)
-                crowded.append(group)
-        for group in crowded:
-            group.sort(key=rows.location_order)
-        return grouped
+        aggregate = self.dialect.aggregate
+        by_mpack = sa.select(
+            table.c.mpack_id,
+            *(aggregate(table.c[name]) for name in rows.LOCATION_COLUMNS),
+        ).group_by(table.c.mpack_id)
+        ids = rows.storable_ids(object_ids)
+        found = await self._select_by_ids(by_mpack, table.c.object_id, ids)
+        return rows.locations_from_groups(found, self.dialect.aggregated)
 
     # ── lifecycle (fetchcore.lifecycle.IndexLifecycle) ─────────────────────────
 

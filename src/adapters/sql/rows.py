@@ -14,6 +14,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeGuard, TypeVar
 
@@ -161,6 +162,43 @@ def location_from_row(row: Sequence[Any]) -> Location:
     """The location a :func:`location_row` row holds (``object_id`` first)."""
     _, mpack_id, offset, length, encoding, mpack_size = row
     return Location(mpack_id, offset, length, encoding, mpack_size)
+
+
+LOCATION_COLUMNS = ("object_id", "byte_offset", "byte_length", "encoding", "mpack_size")
+"""The location columns aggregated per mpack, in the order :func:`locations_from_groups` reads."""
+
+
+def locations_from_groups(
+    groups: Iterable[Sequence[Any]], column: Callable[[Any], Sequence[Any]]
+) -> dict[str, list[Location]]:
+    """Every object's locations, from location rows grouped by mpack.
+
+    Args:
+        groups: rows ``(mpack_id, *aggregates of LOCATION_COLUMNS)``; an mpack may
+            come in several rows.
+        column: the values of one aggregate, in one order for every aggregate of a row.
+
+    Returns:
+        object id -> its locations, sorted by :func:`location_order`.
+
+    Building from columns makes one Location per row and shares the mpack id
+    among them: for a large fetch this is most of the cost of the lookup.
+    """
+    grouped: dict[str, list[Location]] = {}
+    crowded: list[list[Location]] = []
+    for mpack_id, *aggregates in groups:
+        object_ids, offsets, lengths, encodings, sizes = map(column, aggregates)
+        found = map(Location, itertools.repeat(mpack_id), offsets, lengths, encodings, sizes)
+        for object_id, location in zip(object_ids, found, strict=True):
+            group = grouped.get(object_id)
+            if group is None:
+                grouped[object_id] = [location]
+            else:
+                group.append(location)
+                crowded.append(group)
+    for group in crowded:
+        group.sort(key=location_order)
+    return grouped
 
 
 def location_order(location: Location) -> tuple[str, int, int, str, int]:
