@@ -4,9 +4,12 @@ cacheable blobs and index, or the same refusal; however the bytes are cut."""
 from __future__ import annotations
 
 import asyncio
+import random
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgpack
 import pytest
 from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +24,7 @@ from fetchcore.wire import encode_push, parse_push
 from tests.unit.test_stream_parser import cut
 
 REPO = "alice/stems"
+MiB = 1 << 20
 
 
 @st.composite
@@ -129,3 +133,39 @@ class TestSizeLimit:
         receiver.admit(10)
         with pytest.raises(InvalidMPackError, match="over the limit of 10 bytes"):
             receiver.admit(1)
+
+
+def repeated_blob_push(copies: int, blob: bytes) -> bytes:
+    """A push of one commit and its snapshot, and ``blob`` carried ``copies`` times."""
+    packed_entry = msgpack.packb(blob_entry(blob, encoding="zstd"), use_bin_type=True)
+    return b"".join(
+        [
+            b"\x83",
+            msgpack.packb("commits") + msgpack.packb([commit_entry("c1", "s1")]),
+            msgpack.packb("snapshots") + msgpack.packb([snapshot_entry("s1", {})]),
+            msgpack.packb("blobs") + b"\xdd" + copies.to_bytes(4, "big"),
+            packed_entry * copies,
+        ]
+    )
+
+
+class TestFlatMemory:
+    @pytest.mark.parametrize("copies", [4, 16])
+    def test_receiving_holds_about_one_chunk_whatever_the_push_size(self, copies: int) -> None:
+        data = repeated_blob_push(copies, random.Random(1).randbytes(4 * MiB))
+        receiver = PushReceiver(Policy())
+        view = memoryview(data)
+        tracemalloc.start()
+        try:
+            for start in range(0, len(data), MiB):
+                chunk = bytes(view[start : start + MiB])
+                receiver.admit(len(chunk))
+                receiver.take(chunk)
+                del chunk
+            received = receiver.finish()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert received.size == len(data) > copies * 4 * MiB
+        assert len(received.document.blobs) == copies
+        assert peak < 6 * MiB  # a 1 MiB chunk, its copy in the parser, pieces; not a 4 MiB blob
