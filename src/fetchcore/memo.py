@@ -27,12 +27,14 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 
 import attrs
 
+from fetchcore.errors import InvalidRequestError
 from fetchcore.fetch_id import ContentDigest
 from fetchcore.policy import MiB, integer_within
 
@@ -90,6 +92,13 @@ class FetchMemo:
 
     Make one at start-up, next to the :class:`~fetchcore.FetchLimiter`, and pass
     it to every :func:`~fetchcore.serve_fetch` call on the same index.
+
+    Attributes:
+        max_entries: entries kept at most.
+        max_bytes: what the entries may cost together, by the memo's own estimate
+            (ids, packed want and have commits, a fixed overhead each).
+        ttl_s: seconds an entry is used after it was stored.
+        clock: monotonic seconds (for tests).
     """
 
     max_entries: int = attrs.field(default=4096, validator=integer_within(1))
@@ -101,8 +110,11 @@ class FetchMemo:
 
     @ttl_s.validator
     def _positive_ttl(self, _: attrs.Attribute[float], value: float) -> None:
-        if not (isinstance(value, int | float) and value > 0):
-            raise ValueError(f"ttl_s must be a positive number of seconds, not {value!r}")
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (is_number and math.isfinite(value) and value > 0):
+            raise InvalidRequestError(
+                f"FetchMemo.ttl_s must be a finite number of seconds > 0, not {value!r:.80}"
+            )
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from fetchcore import FetchMemo
+from fetchcore import FetchMemo, InvalidRequestError
 from fetchcore.fetch_id import ContentDigest
 from fetchcore.memo import FetchKey, Resolution
 
@@ -84,9 +84,19 @@ class TestBounds:
         assert memo.get(key("a")) is None
         assert (len(memo), memo.size_bytes) == (0, 0)
 
-    @pytest.mark.parametrize("bad", [{"max_entries": 0}, {"max_bytes": 0}, {"ttl_s": 0.0}])
-    def test_bounds_must_be_positive(self, bad: dict[str, float]) -> None:
-        with pytest.raises(ValueError):
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            {"max_entries": 0},
+            {"max_bytes": 0},
+            {"ttl_s": 0.0},
+            {"ttl_s": True},
+            {"ttl_s": float("inf")},
+            {"ttl_s": float("nan")},
+        ],
+    )
+    def test_bounds_must_be_positive_and_finite(self, bad: dict[str, float]) -> None:
+        with pytest.raises(InvalidRequestError):
             FetchMemo(**bad)  # type: ignore[arg-type]
 
 
