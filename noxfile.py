@@ -48,9 +48,11 @@ BENCHMARKS = [
     ("benchmarks.planner",),
     ("benchmarks.round_trips", "--stack", "production"),
     ("benchmarks.memory_peak",),
+    ("benchmarks.fetch_sweep",),
     ("benchmarks.sql_index",),
     ("benchmarks.object_store",),
     ("benchmarks.staged_push",),
+    ("benchmarks.ingest_stream",),
     ("benchmarks.plot", "--stack", "production"),
     ("benchmarks.table", "--readme"),
 ]

@@ -115,6 +115,20 @@ async def timed(run: Callable[[], Awaitable[object]], repeat: int) -> Timing:
     return Timing(tuple(runs))
 
 
+async def timed_alternately(
+    first: Callable[[], Awaitable[object]], second: Callable[[], Awaitable[object]], repeat: int
+) -> tuple[Timing, Timing]:
+    """Time ``first`` and ``second`` ``repeat`` times each, in turns, so that a drift
+    in the machine's load weighs on both alike (for a ratio between them)."""
+    runs: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for run, times in ((first, runs[0]), (second, runs[1])):
+            started = time.perf_counter()
+            await run()
+            times.append(time.perf_counter() - started)
+    return Timing(tuple(runs[0])), Timing(tuple(runs[1]))
+
+
 def write_results(name: str, results: dict[str, Any]) -> Path:
     """Write ``results`` (plus the machine and date) to benchmarks/results/<name>.json."""
     RESULTS.mkdir(exist_ok=True)

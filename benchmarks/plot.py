@@ -1,8 +1,10 @@
 """Draw the fetch benchmark: time vs blob count, log-log, one line per method.
 
     python -m benchmarks.plot --stack production
+    python -m benchmarks.plot --sweep
 
-Reads benchmarks/results/fetch_<stack>.json, writes benchmarks/results/fetch_<stack>.png.
+Reads benchmarks/results/fetch_<stack>.json, writes benchmarks/results/fetch_<stack>.png;
+with ``--sweep``, fetch_sweep.json (benchmarks.fetch_sweep) to fetch_sweep.png.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # no screen needed
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
 
 from benchmarks.common import RESULTS
 
+MIB = 1 << 20
 TITLES = {"production": "PostgreSQL + S3 (SeaweedFS)", "embedded": "SQLite + a local directory"}
 METHODS = [
     ("per_object_sequential", "one GET per blob, sequential", "tab:red", "s"),
@@ -51,8 +55,46 @@ def plot(stack: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--stack", default="production")
-    print(plot(parser.parse_args().stack))
+    parser.add_argument("--sweep", action="store_true", help="draw fetch_sweep.json instead")
+    args = parser.parse_args()
+    print(plot_sweep() if args.sweep else plot(args.stack))
 
 
 if __name__ == "__main__":
     main()
+
+
+def plot_sweep() -> str:
+    """Draw benchmarks/results/fetch_sweep.json: peak RSS and time per GiB against the
+    document's size, one line per blob size; returns the PNG's path."""
+    results = json.loads((RESULTS / "fetch_sweep.json").read_text())
+    figure, (memory, speed) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for (name, points), color in zip(
+        results["series"].items(), ["tab:blue", "tab:green"], strict=False
+    ):
+        points = sorted(points, key=lambda point: point["fetch_mpack_bytes"])
+        sizes = [point["fetch_mpack_bytes"] / MIB for point in points]
+        memory.plot(
+            sizes, [p["peak_over_baseline"] / MIB for p in points], "o-", color=color, label=name
+        )
+        speed.plot(sizes, [p["seconds_per_gib"] for p in points], "o-", color=color, label=name)
+        for size, point in zip(sizes, points, strict=True):
+            memory.annotate(
+                f"{point['blobs']:,}", (size, point["peak_over_baseline"] / MIB), fontsize=7
+            )
+    memory.axhline(256, color="tab:red", linestyle="--", label="target: 256 MiB")
+    for axes, label in (
+        (memory, "peak RSS above baseline (MiB)"),
+        (speed, "seconds per GiB of document"),
+    ):
+        axes.set_xscale("log")
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.set_xlabel("fetch document (MiB; points labelled with blob count)")
+        axes.set_ylabel(label)
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+    figure.suptitle(f"A full fetch against its size, memory stack ({results['date'][:10]})")
+    figure.tight_layout()
+    path = RESULTS / "fetch_sweep.png"
+    figure.savefig(path, dpi=110)
+    return str(path)

@@ -23,6 +23,7 @@ from fetchcore.adapters.s3 import S3ObjectStore
 from fetchcore.adapters.sql import SqlIndexRepo
 
 from fetchcore import ids
+from fetchcore.policy import MiB
 from fetchcore.ports import IndexRepo, ObjectStore
 from tests.pg_support import postgres_index
 from tests.s3_support import list_keys, list_uploads, s3_test_store, unreachable_s3_store
@@ -45,9 +46,14 @@ async def filesystem_store(
     yield FilesystemObjectStore(tmp_path / "objects")
 
 
+S3_PUSH_BUFFER_BYTES = 8 * MiB
+
+
 @asynccontextmanager
 async def s3_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
-    async with s3_test_store(request) as store:
+    # Pushes above 8 MiB are staged (the default holds 64 MiB in memory first): the
+    # suites' large pushes take the staged path, their small ones go straight to the key.
+    async with s3_test_store(request, push_buffer_bytes=S3_PUSH_BUFFER_BYTES) as store:
         yield store
 
 

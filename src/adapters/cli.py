@@ -43,8 +43,16 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Sequence,
+)
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -82,7 +90,6 @@ from fetchcore.lifecycle import (
 from fetchcore.observe import Progress as BlobProgress
 from fetchcore.observe import ProgressCallback, Timings
 from fetchcore.testing import SyntheticPush, synthetic_history
-from fetchcore.wire import parse_push
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_INDEXED, EXIT_UNKNOWN_COMMIT = 0, 1, 2, 3, 4
 # What a base install (no extras) lacks: the module that failed to import -> its extra.
@@ -275,22 +282,59 @@ async def timed(call: Awaitable[T]) -> tuple[T, float]:
 # ── ingest and fetch ─────────────────────────────────────────────────────────
 
 
+INGEST_CHUNK_BYTES = 4 * 1024 * 1024
+"""The CLI reads a push from disk in pieces of this size."""
+
+
+async def file_chunks(
+    path: Path, on_read: Callable[[int], None], chunk_bytes: int = INGEST_CHUNK_BYTES
+) -> AsyncGenerator[bytes, None]:
+    """The bytes of ``path`` in pieces, each read in a worker thread while the previous
+    one is ingested; ``on_read`` hears how many bytes were read so far."""
+    with await asyncio.to_thread(path.open, "rb") as file:
+        done = 0
+        reading = asyncio.ensure_future(asyncio.to_thread(file.read, chunk_bytes))
+        try:
+            while chunk := await reading:
+                reading = asyncio.ensure_future(asyncio.to_thread(file.read, chunk_bytes))
+                done += len(chunk)
+                on_read(done)
+                yield chunk
+        finally:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+
+
+def readable_size(path: Path) -> int:
+    """The size of ``path``, which must be a file this process can read (else OSError)."""
+    with path.open("rb") as file:
+        return os.fstat(file.fileno()).st_size
+
+
 async def command_ingest(args: argparse.Namespace, progress: Progress) -> Output:
+    path = Path(args.file)
     try:
-        data = await asyncio.to_thread(Path(args.file).read_bytes)
+        size = await asyncio.to_thread(readable_size, path)
     except OSError as error:
         raise InvalidRequestError(f"cannot read {args.file}: {error.strerror}") from error
     policy = Policy(cache_max_bytes=args.cache_max_bytes)
     async with open_stack(args) as (index, store):
-        with progress.step(f"ingesting {args.file}"):
-            result = await ingest_push(index, store, repo_id=args.repo, mpack=data, policy=policy)
-    recorded = parse_push(data, policy)  # ingest accepted it: parsing again cannot fail
-    commit_ids = [commit.commit_id for commit in recorded.commits]
-    heads = dict(recorded.branch_heads)
+        with progress_bar(progress, f"ingesting {args.file}", "ingest") as bar:
+
+            def read(done: int) -> None:
+                if bar is not None:
+                    bar(BlobProgress(0, 0, done, size))
+
+            async with aclosing(file_chunks(path, read, INGEST_CHUNK_BYTES)) as chunks:
+                result = await ingest_push(
+                    index, store, repo_id=args.repo, mpack=chunks, policy=policy
+                )
+    commit_ids = list(result.commit_ids)
+    heads = dict(result.branch_heads)
     lines = [
         f"ingested {result.mpack_id} into {args.repo}",
         f"  {result.commit_count:,} commit(s), {result.snapshot_count:,} snapshot(s), "
-        f"{result.blob_count:,} blob(s), {megabytes(len(data))}",
+        f"{result.blob_count:,} blob(s), {megabytes(result.size_bytes)}",
         *(f"commit  {commit_id}" for commit_id in commit_ids),
         *(f"head    {branch} -> {commit_id}" for branch, commit_id in sorted(heads.items())),
     ]
@@ -298,7 +342,7 @@ async def command_ingest(args: argparse.Namespace, progress: Progress) -> Output
         "repo": args.repo,
         "mpack_id": result.mpack_id,
         "uploaded": result.uploaded,
-        "bytes": len(data),
+        "bytes": result.size_bytes,
         "commit_count": result.commit_count,
         "snapshot_count": result.snapshot_count,
         "blob_count": result.blob_count,

@@ -37,11 +37,13 @@ def human_bytes(count: int) -> str:
 
 
 def describe(progress: Progress) -> str:
-    """The text beside the bar: ``1,250/25,000 blobs · 4.0 MB/80.0 MB``."""
+    """The text beside the bar: ``1,250/25,000 blobs · 4.0 MB/80.0 MB``, or only the
+    bytes when there are no blobs to count (``4.0 MB/80.0 MB``: a push being read)."""
     blobs = f"{progress.blobs_done:,}/{progress.blobs_total:,} blobs"
     if progress.bytes_total <= 0:
         return blobs
-    return f"{blobs} · {human_bytes(progress.bytes_done)}/{human_bytes(progress.bytes_total)}"
+    size = f"{human_bytes(progress.bytes_done)}/{human_bytes(progress.bytes_total)}"
+    return size if progress.blobs_total == 0 else f"{blobs} · {size}"
 
 
 def should_draw(stream: TextIO, stdout: TextIO | None = None) -> bool:

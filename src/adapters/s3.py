@@ -187,6 +187,11 @@ class S3Tuning:
         multipart_part_bytes: size of each part (raised when a document would
             need more than 10,000 parts).
         multipart_concurrency: parts uploaded (or copied) at once.
+        push_buffer_bytes: a push received in pieces is held in memory up to
+            this size before its staging upload starts. One that ends within it
+            is written straight to its mpack key at commit (as ``put_mpack``
+            would): no staging object, no server-side copy, which would cost a
+            small push more than the upload itself. 0 stages every push.
         single_copy_limit_bytes: a staged push up to this size becomes its
             mpack by one CopyObject; a larger one by a multipart copy
             (UploadPartCopy, parts of up to 512 MiB, ``multipart_concurrency``
@@ -212,6 +217,7 @@ class S3Tuning:
     multipart_threshold_bytes: int = attrs.field(default=16 * MiB, validator=_at_least(0))
     multipart_part_bytes: int = attrs.field(default=8 * MiB, validator=_at_least(_MIN_PART_BYTES))
     multipart_concurrency: int = attrs.field(default=4, validator=_at_least(1))
+    push_buffer_bytes: int = attrs.field(default=64 * MiB, validator=_at_least(0))
     single_copy_limit_bytes: int = attrs.field(
         default=_SINGLE_COPY_LIMIT_BYTES, validator=_at_least(_MIN_PART_BYTES)
     )
@@ -946,13 +952,16 @@ class _MultipartWriter:
     starts its upload at once, at most ``multipart_concurrency`` in flight (a
     writer waits for a slot), so memory stays within about
     ``(multipart_concurrency + 1) * multipart_part_bytes`` (up to 8 GiB of stream).
-    Nothing is sent before the first part is full: bytes smaller than one part
-    are still in :attr:`buffer` at the end. A failed part fails the next write
-    or the completion. :meth:`discard` cancels the parts and aborts the upload.
+    Nothing is sent before the first part is full, nor before more than
+    ``hold_bytes`` are written: a stream shorter than that is still in
+    :attr:`buffer` at the end. A failed part fails the next write or the
+    completion. :meth:`discard` cancels the parts and aborts the upload.
     """
 
     store: S3ObjectStore
     key: str
+    hold_bytes: int = 0
+    """Bytes held in :attr:`buffer` before the first part goes up."""
     buffer: bytearray = attrs.field(factory=bytearray, init=False)
     size: int = attrs.field(default=0, init=False)
     """Every byte written so far."""
@@ -979,6 +988,8 @@ class _MultipartWriter:
         self.check_healthy()
         self.buffer += chunk
         self.size += len(chunk)
+        if self._upload_id is None and len(self.buffer) <= self.hold_bytes:
+            return
         while len(self.buffer) >= (part_bytes := self._next_part_bytes()):
             with memoryview(self.buffer) as view:
                 part = bytes(view[:part_bytes])  # one copy (a bytearray slice would be two)
@@ -1108,12 +1119,14 @@ class S3PushUpload:
     """A push mpack staged under ``<prefix>staging/<uuid4 hex>`` until its id is known.
 
     Bytes stream up as a multipart upload of the staging key (see
-    :class:`_MultipartWriter`). At commit, one HEAD tells whether the mpack is
-    stored intact (its size, and the sha256 of its metadata): then the staged
-    upload is simply aborted. Otherwise a push smaller than one part is one PUT
-    of the mpack; a larger one completes the staging object, is copied to the
-    mpack key on the server (CopyObject, or UploadPartCopy above
-    ``single_copy_limit_bytes``), and the staging object is deleted. Any
+    :class:`_MultipartWriter`) once more than ``S3Tuning.push_buffer_bytes``
+    are written. At commit, one HEAD tells whether the mpack is stored intact
+    (its size, and the sha256 of its metadata): then the staged upload is
+    simply aborted. Otherwise a push still held in memory is written to the
+    mpack key as ``put_mpack`` writes it; a larger one completes the staging
+    object, is copied to the mpack key on the server (CopyObject, or
+    UploadPartCopy above ``single_copy_limit_bytes``), and the staging object
+    is deleted. Any
     failure (and abort) aborts the upload and deletes the staging object.
     """
 
@@ -1124,7 +1137,9 @@ class S3PushUpload:
     _done: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._writer = _MultipartWriter(self.store, self.key)
+        self._writer = _MultipartWriter(
+            self.store, self.key, hold_bytes=self.store.tuning.push_buffer_bytes
+        )
 
     async def write(self, chunk: bytes) -> None:
         """Append ``chunk``; every full part starts uploading.
@@ -1172,7 +1187,7 @@ class S3PushUpload:
         if not self._writer.started:
             data = bytes(self._writer.buffer)
             self._writer.buffer.clear()
-            await self.store._put_single(mpack_key, data, metadata)
+            await self.store._write(mpack_key, data, metadata)
             return
         self._staged = True  # from here on the staging object may exist
         await self._writer.complete()

@@ -22,12 +22,14 @@ from fetchcore.errors import (
     LegacyFallbackLimitError,
     ObjectStoreError,
     ObjectUnavailableError,
+    PushTooLargeError,
     StorageError,
     UnknownCommitError,
 )
 from fetchcore.fetch import preview_fetch, serve_fetch
 from fetchcore.ingest import ingest_push
 from fetchcore.limiter import FetchLimiter
+from fetchcore.memo import FetchMemo
 from fetchcore.model import Commit, IndexBatch, Location, Snapshot
 from fetchcore.planner import FetchPlan, MPackRead, plan_fetch
 from fetchcore.policy import Policy
@@ -51,6 +53,7 @@ __all__ = [
     "FetchError",
     "FetchIndex",
     "FetchLimiter",
+    "FetchMemo",
     "FetchNotIndexedError",
     "FetchPlan",
     "FetchPreview",
@@ -75,6 +78,7 @@ __all__ = [
     "ObjectUnavailableError",
     "Policy",
     "PushStore",
+    "PushTooLargeError",
     "PushUpload",
     "RangedReads",
     "Snapshot",

@@ -212,19 +212,28 @@ class DecodeBudget:
             DecodeBudgetError: the blob would take the total past ``limit``.
             ContentError: the blob itself is bad or over ``max_blob_bytes``.
         """
-        allowance = min(max_blob_bytes, self.left)
+        allowance = self.allowance(max_blob_bytes)
         try:
             if verified:
                 content = decode(stored, encoding, allowance, checked=True)
             else:
                 content = decode_verified(object_id, stored, encoding, allowance)
         except OverLimitError as error:
-            blob_alone_is_fine = error.declared is None or error.declared <= max_blob_bytes
-            if allowance < max_blob_bytes and blob_alone_is_fine:
-                raise self._exceeded(error.declared) from None
-            raise
+            raise self.blame(error, max_blob_bytes) from None
         self.spent += len(content)
         return content
+
+    def allowance(self, max_blob_bytes: int) -> int:
+        """The most the next blob may decode to: its own limit, or what is left."""
+        return min(max_blob_bytes, self.left)
+
+    def blame(self, error: OverLimitError, max_blob_bytes: int) -> ContentError:
+        """The error to raise for a blob that went past :meth:`allowance`: the budget's
+        (DecodeBudgetError) when the blob alone was within ``max_blob_bytes``."""
+        blob_alone_is_fine = error.declared is None or error.declared <= max_blob_bytes
+        if self.allowance(max_blob_bytes) < max_blob_bytes and blob_alone_is_fine:
+            return self._exceeded(error.declared)
+        return error
 
     def charge(self, size: int) -> None:
         """Count ``size`` bytes that need no decoding (a cache hit) against the budget.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 import attrs
 
@@ -39,7 +39,7 @@ class DocumentWriter:
     _buffer: bytearray = attrs.field(factory=bytearray)
     _lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
 
-    async def start(self, head: Sequence[bytes]) -> None:
+    async def start(self, head: Iterable[bytes]) -> None:
         """Write everything before the first blob (``wire.fetch_head``)."""
         async with self._lock:
             for piece in head:

@@ -104,6 +104,18 @@ class InvalidMPackError(FetchError):
         super().__init__(f"invalid mpack: {where}{reason}{detail}")
 
 
+class PushTooLargeError(InvalidMPackError):
+    """A push longer than ``Policy.max_push_bytes`` (a hub answers 413). Nothing is recorded.
+
+    Attributes:
+        limit: the limit, in bytes, that the push went past.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(None, f"the push is over the limit of {limit} bytes")
+
+
 class IndexIntegrityError(FetchError):
     """The index contradicts itself (e.g. a commit whose snapshot it does not hold)."""
 

@@ -44,6 +44,7 @@ class FetchPhase(enum.StrEnum):
 class IngestPhase(enum.StrEnum):
     """The phases of ``ingest_push``, in order."""
 
+    RECEIVE = "receive"  # a push in pieces: parsing, verifying and staging as it arrives
     PARSE = "parse"
     VERIFY = "verify"  # decoding and hashing every blob
     CONNECT = "connect"  # connectivity against what the repository has
@@ -79,9 +80,11 @@ class FetchStarted:
 
 @attrs.frozen
 class IngestStarted:
+    """One ``ingest_push`` began; ``mpack_bytes`` is None for a push received in pieces."""
+
     operation_id: int
     repo_id: str
-    mpack_bytes: int
+    mpack_bytes: int | None
 
 
 @attrs.frozen

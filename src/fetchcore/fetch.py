@@ -6,7 +6,10 @@ The order of work is what makes the guarantees:
    manifests of the snapshots sent, minus the manifests of the have commits;
 2. compute the fetch id from that content alone (:mod:`fetchcore.fetch_id`):
    if the store holds that document intact, presign it and stop, reading no
-   push mpack; identical requests in flight in this process share one build;
+   push mpack; identical requests in flight in this process share one
+   resolution and one build. With a :class:`~fetchcore.memo.FetchMemo`, a
+   request seen before skips step 1: the remembered hash is finished with
+   today's branch heads, once the want and have commits are found unchanged;
 3. look up cache entries and locations and apply the not-indexed gate, all
    before any storage request;
 4. stream the document into the store's upload, blob by blob in the order the
@@ -36,9 +39,10 @@ from fetchcore.errors import (
 )
 from fetchcore.events import FetchPhase, Observer
 from fetchcore.executor import DocumentPoisoned, NeededBlobs, check_indexed, gather_blobs
-from fetchcore.fetch_id import packed_fetch_id
+from fetchcore.fetch_id import ContentDigest, content_digest
 from fetchcore.graph import parents_first
 from fetchcore.limiter import FetchLimiter
+from fetchcore.memo import FetchKey, FetchMemo, Resolution
 from fetchcore.model import ENCODINGS, Commit, Location, Snapshot
 from fetchcore.observation import FetchObservation
 from fetchcore.observe import observer_or_default
@@ -60,9 +64,60 @@ class _Content:
     as_written: dict[str, str]
     """canonical id -> id as the manifest wrote it, for every blob sent."""
     branch_heads: Mapping[str, str]
-    packed_commits: wire.Packed
-    """The commits as the document encodes them (the fetch id hashes the same bytes)."""
-    packed_snapshots: wire.Packed
+    head: _PackedHead
+    """The commits and snapshots as the document encodes them (the fetch id hashes them)."""
+    digest: ContentDigest
+    """The fetch id's hash of all of the above but the branch heads."""
+    endpoints: bytes | None
+    """The want and have commits packed (:func:`_packed_endpoints`) when every one was
+    known, for a :class:`FetchMemo`; None when not asked for or some have was unknown."""
+
+    @property
+    def document_id(self) -> str:
+        return self.digest.fetch_id(self.branch_heads)
+
+    def resolution(self) -> Resolution | None:
+        """What a memo keeps of this content, or None if it must not be remembered."""
+        if self.endpoints is None:
+            return None
+        return Resolution(
+            self.digest,
+            len(self.commits),
+            len(self.snapshots),
+            len(self.as_written),
+            self.endpoints,
+        )
+
+
+KEPT_HEAD_ENTRIES = 200_000
+"""A document head (commits and snapshots packed) of up to this many commits and
+manifest entries (about 18 MiB packed) is packed once and kept from the fetch id's
+hash to the write; a larger one (a million-entry manifest packs to about 90 MiB) is
+packed again as it is written: memory stays flat in the fetch's size for the price
+of packing twice."""
+
+
+@attrs.frozen
+class _PackedHead:
+    """The commits and snapshots of a document, as the document encodes them."""
+
+    commits: Sequence[Commit]
+    snapshots: Sequence[Snapshot]
+    kept: tuple[wire.Packed, wire.Packed] | None
+    """The packed commits and snapshots, when small enough to keep."""
+
+    @classmethod
+    def of(cls, commits: Sequence[Commit], snapshots: Sequence[Snapshot]) -> _PackedHead:
+        entries = len(commits) + sum(len(snapshot.manifest) for snapshot in snapshots)
+        if entries > KEPT_HEAD_ENTRIES:
+            return cls(commits, snapshots, None)
+        return cls(commits, snapshots, (wire.pack_commits(commits), wire.pack_snapshots(snapshots)))
+
+    def pieces(self) -> tuple[Iterable[bytes], Iterable[bytes]]:
+        """The packed commits and the packed snapshots, each in pieces of about a MiB."""
+        if self.kept is not None:
+            return self.kept
+        return wire.iter_packed_commits(self.commits), wire.iter_packed_snapshots(self.snapshots)
 
 
 def _as_written(object_ids: Iterable[str]) -> dict[str, str]:
@@ -77,6 +132,11 @@ def _manifest_ids(snapshots: Iterable[Snapshot]) -> set[str]:
     return {object_id for snapshot in snapshots for object_id in snapshot.object_ids}
 
 
+def _packed_endpoints(commits: Iterable[Commit]) -> bytes:
+    """Commits as the index returned them, packed in id order: equal bytes, equal commits."""
+    return b"".join(wire.pack_commits(sorted(commits, key=lambda c: c.commit_id)))
+
+
 async def _snapshots_of(
     index: FetchIndex, repo_id: str, commits: Sequence[Commit]
 ) -> dict[str, Snapshot]:
@@ -88,12 +148,23 @@ async def _snapshots_of(
     return found
 
 
-async def _content_to_send(
-    index: FetchIndex, repo_id: str, want: Collection[str], have: Collection[str]
-) -> _Content:
-    commits = parents_first(await index.resolve_commits(repo_id, want, have))
-    have_commits = await index.load_commits(repo_id, have) if have else []
-    snapshots = await _snapshots_of(index, repo_id, [*commits, *have_commits])
+async def _endpoints(
+    index: FetchIndex, key: FetchKey, remember: bool
+) -> tuple[list[Commit], bytes | None]:
+    """The have commits the repository knows, and (with ``remember``) the want and have
+    commits packed for a memo when every one of them is known."""
+    if not remember:
+        return (list(await index.load_commits(key.repo_id, key.have)) if key.have else []), None
+    known = await index.load_commits(key.repo_id, sorted(key.endpoint_ids))
+    have_commits = [commit for commit in known if commit.commit_id in key.have]
+    all_known = {commit.commit_id for commit in known} >= key.endpoint_ids
+    return have_commits, _packed_endpoints(known) if all_known else None
+
+
+async def _content_to_send(index: FetchIndex, key: FetchKey, *, remember: bool = False) -> _Content:
+    commits = parents_first(await index.resolve_commits(key.repo_id, key.want, key.have))
+    have_commits, endpoints = await _endpoints(index, key, remember)
+    snapshots = await _snapshots_of(index, key.repo_id, [*commits, *have_commits])
     sent = [snapshots[s] for s in sorted({commit.snapshot_id for commit in commits})]
     present = _manifest_ids(snapshots[commit.snapshot_id] for commit in have_commits)
     present_canonical = {ids.canonical(object_id) for object_id in present}
@@ -102,9 +173,44 @@ async def _content_to_send(
         for canonical, written in _as_written(_manifest_ids(sent)).items()
         if canonical not in present_canonical
     }
-    heads = await index.branch_heads(repo_id)
-    packed_commits, packed_snapshots = wire.pack_commits(commits), wire.pack_snapshots(sent)
-    return _Content(commits, sent, as_written, heads, packed_commits, packed_snapshots)
+    heads = await index.branch_heads(key.repo_id)
+    head = _PackedHead.of(commits, sent)
+    digest = content_digest(*head.pieces(), as_written.values(), key.encodings)
+    return _Content(commits, sent, as_written, heads, head, digest, endpoints)
+
+
+_RESOLVING: SingleFlight[_Content] = SingleFlight()
+"""Resolutions in flight in this process, keyed by event loop, memo (or index) and request."""
+
+
+async def _resolve(index: FetchIndex, key: FetchKey, memo: FetchMemo | None) -> _Content:
+    """The content of ``key``; identical requests in flight share one resolution (on the
+    same memo, or without one on the same index), and a memo remembers it."""
+    scope = ("memo", id(memo)) if memo is not None else ("index", id(index))
+    flight = (id(asyncio.get_running_loop()), scope, key)
+    remember = memo is not None
+    content, _ = await _RESOLVING.run(
+        flight, lambda: _content_to_send(index, key, remember=remember)
+    )
+    resolution = content.resolution()
+    if memo is not None and resolution is not None:
+        memo.remember(key, resolution)
+    return content
+
+
+async def _recall(
+    index: FetchIndex, memo: FetchMemo, key: FetchKey
+) -> tuple[Resolution, Mapping[str, str]] | None:
+    """The memo's resolution of ``key`` and today's branch heads, if the index still
+    holds the want and have commits it was made from, unchanged."""
+    resolution = memo.get(key)
+    if resolution is None:
+        return None
+    endpoints = await index.load_commits(key.repo_id, sorted(key.endpoint_ids))
+    if _packed_endpoints(endpoints) != resolution.endpoints:
+        memo.discard(key)
+        return None
+    return resolution, await index.branch_heads(key.repo_id)
 
 
 @attrs.frozen
@@ -153,6 +259,7 @@ async def serve_fetch(
     policy: Policy = Policy(),
     accept_encodings: Collection[str] = ("identity",),
     limiter: FetchLimiter | None = None,
+    memo: FetchMemo | None = None,
     observer: Observer | None = None,
     progress: ProgressCallback | None = None,
 ) -> FetchResult:
@@ -169,6 +276,9 @@ async def serve_fetch(
             adding ``"zstd"`` passes zstd-stored blobs through (still verified).
         limiter: caps on builds and bytes in flight that the hub shares across
             requests (None: this fetch alone is bounded by ``policy``).
+        memo: resolved fetches that the hub shares across requests on this
+            index (:class:`~fetchcore.memo.FetchMemo`): a repeated fetch then
+            skips resolving its content (None: every call resolves it).
         observer: receives the fetch's events: phases, each storage read and
             retry, legacy fallbacks, the outcome (None: logging and OpenTelemetry,
             see :func:`fetchcore.observe.default_observer`).
@@ -199,9 +309,8 @@ async def serve_fetch(
     ) as seen:
         try:
             async with asyncio.timeout(policy.deadline_s):
-                result = await _serve(
-                    index, store, repo_id, want, have, policy, encodings, limiter, seen, throttled
-                )
+                key = FetchKey.of(repo_id, want, have, encodings)
+                result = await _serve(index, store, key, policy, limiter, memo, seen, throttled)
         except TimeoutError:
             raise FetchDeadlineError(
                 f"fetch ran past its deadline of {policy.deadline_s} s"
@@ -214,34 +323,76 @@ async def serve_fetch(
 async def _serve(
     index: FetchIndex,
     store: FetchStore,
-    repo_id: str,
-    want: Collection[str],
-    have: Collection[str],
+    key: FetchKey,
     policy: Policy,
-    encodings: frozenset[str],
     limiter: FetchLimiter | None,
+    memo: FetchMemo | None,
     seen: FetchObservation,
     progress: ThrottledProgress | None,
 ) -> FetchResult:
+    if memo is not None and (
+        reused := await _reuse_remembered(index, store, key, policy, memo, seen)
+    ):
+        return reused
     with seen.phase(FetchPhase.RESOLVE) as found:
-        content = await _content_to_send(index, repo_id, want, have)
-        document_id = packed_fetch_id(
-            content.packed_commits,
-            content.packed_snapshots,
-            content.branch_heads,
-            content.as_written.values(),
-            encodings,
-        )
+        content = await _resolve(index, key, memo)
         found.update(commits=len(content.commits), blobs=len(content.as_written))
+    document_id = content.document_id
     build = _Build(
-        index, store, content, document_id, policy, "zstd" in encodings, limiter, seen, progress
+        index, store, content, document_id, policy, "zstd" in key.encodings, limiter, seen, progress
     )
-    key = (id(asyncio.get_running_loop()), id(store), document_id)
-    result, shared = await _BUILDS.run(key, build.run)
+    flight = (id(asyncio.get_running_loop()), id(store), document_id)
+    result, shared = await _BUILDS.run(flight, build.run)
     if shared:
         # The builder's document, none of its reads: this call read nothing.
         return attrs.evolve(result, uploaded=False, reused=True, size_bytes=0, stats=FetchStats())
     return result
+
+
+async def _reuse_remembered(
+    index: FetchIndex,
+    store: FetchStore,
+    key: FetchKey,
+    policy: Policy,
+    memo: FetchMemo,
+    seen: FetchObservation,
+) -> FetchResult | None:
+    """The stored document, found through the memo without resolving the content;
+    None when the memo does not know the request or the document is not intact."""
+    with seen.phase(FetchPhase.RESOLVE) as found:
+        recalled = await _recall(index, memo, key)
+        found["remembered"] = recalled is not None
+    if recalled is None:
+        return None
+    resolution, heads = recalled
+    document_id = resolution.digest.fetch_id(heads)
+    with seen.phase(FetchPhase.LOOKUP) as found:
+        intact = await _intact(store, document_id)
+        found["reused"] = intact
+    if not intact:
+        return None
+    with seen.phase(FetchPhase.UPLOAD):
+        url = await store.presign_fetch(document_id, policy.presign_ttl_s)
+    return FetchResult(
+        mpack_id=document_id,
+        mpack_url=url,
+        commit_count=resolution.commit_count,
+        snapshot_count=resolution.snapshot_count,
+        blob_count=resolution.blob_count,
+        size_bytes=0,
+        uploaded=False,
+        reused=True,
+        stats=FetchStats(),
+    )
+
+
+async def _intact(store: FetchStore, document_id: str) -> bool:
+    """Whether the stored document may be handed out; a store that fails to say
+    is treated as one that cannot tell: the document is built again."""
+    try:
+        return await store.fetch_intact(document_id) is True
+    except StorageError:
+        return False
 
 
 def _sizes(as_written: Collection[str], sources: _Sources) -> dict[str, int]:
@@ -273,7 +424,7 @@ class _Build:
 
     async def run(self) -> FetchResult:
         with self.seen.phase(FetchPhase.LOOKUP) as found:
-            intact = await self._intact()
+            intact = await _intact(self.store, self.document_id)
             found["reused"] = intact
         if intact:
             with self.seen.phase(FetchPhase.UPLOAD):
@@ -282,14 +433,6 @@ class _Build:
         limiter = self.limiter or FetchLimiter()
         async with limiter.builds:
             return await self._build(limiter)
-
-    async def _intact(self) -> bool:
-        """Whether the stored document may be handed out; a store that fails to say
-        is treated as one that cannot tell: the document is built again."""
-        try:
-            return await self.store.fetch_intact(self.document_id) is True
-        except StorageError:
-            return False
 
     async def _build(self, limiter: FetchLimiter) -> FetchResult:
         needed = NeededBlobs(self.content.as_written, self.accept_zstd)
@@ -322,13 +465,7 @@ class _Build:
         try:
             writer = DocumentWriter(upload, len(needed.as_written))
             with self.seen.phase(FetchPhase.UPLOAD):
-                await writer.start(
-                    wire.fetch_head(
-                        self.content.packed_commits,
-                        self.content.packed_snapshots,
-                        writer.blob_count,
-                    )
-                )
+                await writer.start(wire.fetch_head(*self.content.head.pieces(), writer.blob_count))
             sink = self._progress_sink(writer, sources)
             unavailable, stats = await gather_blobs(
                 self.store,
@@ -399,7 +536,8 @@ async def preview_fetch(
     try:
         async with asyncio.timeout(policy.deadline_s):
             with seen.phase(FetchPhase.RESOLVE):
-                content = await _content_to_send(index, repo_id, want, have)
+                key = FetchKey.of(repo_id, want, have, ("identity",))
+                content = await _content_to_send(index, key)
             with seen.phase(FetchPhase.LOOKUP):
                 sources = await _find_sources(index, content.as_written)
     except TimeoutError:

@@ -10,62 +10,51 @@ The order of work is what makes the guarantees:
    blob, small blobs into the content cache, branch heads.
 A crash between 2 and 3 leaves an unreferenced mpack, never an index row that
 points at nothing; ingesting the same mpack again then completes the job.
+
+A push handed over as ``bytes`` is parsed and verified whole, then stored with
+``put_mpack``. A push that arrives in pieces (an async iterable of chunks: a
+request body, a file read in pieces) is received by a
+:class:`~fetchcore.receive.PushReceiver` (hashed, parsed, every blob verified
+as it passes) while each chunk is staged in the store (``open_push``), so memory
+does not grow with the push. The checks that need the whole document
+(cycles, connectivity) run once it is complete, then the staged bytes become the
+mpack (``commit``), then the index is recorded. Any failure on the way (a bad
+document, a client that goes away, the store, cancellation, the size limit)
+aborts the staging, shielded from a second cancellation: nothing is left and
+nothing recorded. A store without staged pushes gets the chunks joined in
+memory (within ``max_document_bytes``) and stored whole, as for ``bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Collection, Iterable
 from typing import TypeVar
 
 import attrs
 
-from fetchcore import content, graph, ids, wire
-from fetchcore.errors import InvalidMPackError
+from fetchcore import graph, ids, wire
+from fetchcore.blob_check import verify_all
+from fetchcore.errors import InvalidMPackError, PushTooLargeError
 from fetchcore.events import IngestPhase, Observer
 from fetchcore.model import IndexBatch, Location
 from fetchcore.observation import IngestObservation
 from fetchcore.observe import observer_or_default
 from fetchcore.policy import Policy
-from fetchcore.ports import IngestIndex, PushStore
+from fetchcore.ports import IngestIndex, PushStore, PushUpload, StagedPushes
+from fetchcore.receive import PushReceiver, ReceivedPush
 from fetchcore.results import IngestResult
 from fetchcore.validation import check_repo_id
-from fetchcore.wire import BlobEntry, PushDocument
+from fetchcore.wire import PushDocument
 
 T = TypeVar("T")
+Ingest = Callable[[IngestObservation], Awaitable[IngestResult]]
 
 
-def _verify_blobs(
-    data: bytes, blobs: Sequence[BlobEntry], policy: Policy
-) -> list[tuple[str, bytes]]:
-    """Decode and verify every blob; return the ones small enough for the cache.
-
-    One thread does it all: threads contending for the GIL over thousands of
-    small blobs ran twice as slow.
-    """
-    view = memoryview(data)
-    budget = content.DecodeBudget(policy.max_push_decoded_bytes)
-    cacheable: list[tuple[str, bytes]] = []
-    for index, blob in enumerate(blobs):
-        if (cached := _verify_blob(view, index, blob, budget, policy)) is not None:
-            cacheable.append((ids.canonical(blob.object_id), cached))
-    return cacheable
-
-
-def _verify_blob(
-    view: memoryview, index: int, blob: BlobEntry, budget: content.DecodeBudget, policy: Policy
-) -> bytes | None:
-    """The blob's content if the cache takes it. Its own function so that one decoded
-    blob is let go before the next is decoded (peak memory: one blob, not two)."""
-    stored = view[blob.offset : blob.end]
-    try:
-        decoded = budget.decode_verified(
-            blob.object_id, stored, blob.encoding, policy.max_blob_bytes
-        )
-    except content.ContentError as error:
-        raise InvalidMPackError(f"blobs[{index}]", str(error)) from None
-    cacheable = policy.cache_max_bytes > 0 and len(decoded) <= policy.cache_max_bytes
-    return decoded if cacheable else None
+Chunk = bytes | bytearray | memoryview
+_THREADED_CHUNK_BYTES = 256 * 1024
+"""Chunks at least this long are hashed and parsed in two worker threads, side by
+side (the upload goes on meanwhile); shorter ones cost less inline than thread hops."""
 
 
 def _refuse_cycles(document: PushDocument) -> None:
@@ -100,6 +89,12 @@ def _outside_commits(document: PushDocument) -> set[str]:
     referenced = {parent for commit in document.commits for parent in commit.parent_ids}
     referenced.update(document.branch_heads.values())
     return referenced - {commit.commit_id for commit in document.commits}
+
+
+async def _check_document(index: IngestIndex, repo_id: str, document: PushDocument) -> None:
+    """The checks that need the whole document: no cycles, connected to *this* repository."""
+    _refuse_cycles(document)
+    await _check_connected(index, repo_id, document)
 
 
 async def _check_connected(index: IngestIndex, repo_id: str, document: PushDocument) -> None:
@@ -138,7 +133,7 @@ async def ingest_push(
     store: PushStore,
     *,
     repo_id: str,
-    mpack: bytes,
+    mpack: Chunk | AsyncIterable[Chunk],
     policy: Policy = Policy(),
     observer: Observer | None = None,
 ) -> IngestResult:
@@ -148,7 +143,9 @@ async def ingest_push(
         index: the index to record into.
         store: where the push mpack is stored.
         repo_id: the repository pushed to.
-        mpack: the push document, as the client uploaded it.
+        mpack: the push document, as the client uploaded it: ``bytes``, or an async
+            iterable of byte chunks (a request body, a file read in pieces), received
+            in flat memory when the store stages pushes (:class:`StagedPushes`).
         policy: size limits and the content-cache threshold.
         observer: receives the ingest's events: its phases and its outcome
             (None: logging and OpenTelemetry).
@@ -159,56 +156,178 @@ async def ingest_push(
     Raises:
         InvalidMPackError: malformed, over a limit, a blob that does not verify,
             or ids that are neither in the push nor in this repository
-            (``missing_ids``). Nothing is written.
+            (``missing_ids``). Nothing is recorded, nothing staged is left.
+        PushTooLargeError: longer than ``Policy.max_push_bytes`` (an InvalidMPackError).
         StorageError: the store or the index failed (retry the ingest).
+        Whatever the chunks' iterator raises (a client that went away), after
+        the staging is removed.
     """
     check_repo_id(repo_id)
+    if isinstance(mpack, AsyncIterable) and not isinstance(mpack, bytes | bytearray | memoryview):
+        if isinstance(store, StagedPushes):
+            return await _observed(
+                observer, repo_id, None, _ingest_stream(index, store, repo_id, mpack, policy)
+            )
+        mpack = await _joined(mpack, policy)
     if not isinstance(mpack, bytes | bytearray | memoryview):
         raise InvalidMPackError(None, f"must be bytes, not {type(mpack).__name__}")
     data = bytes(mpack)
+    if len(data) > policy.max_push_bytes:
+        raise PushTooLargeError(policy.max_push_bytes)
+    return await _observed(
+        observer, repo_id, len(data), _ingest(index, store, repo_id, data, policy)
+    )
+
+
+async def _observed(
+    observer: Observer | None, repo_id: str, size: int | None, ingest: Ingest
+) -> IngestResult:
+    """Run ``ingest`` under an observation (events, phases, outcome); its result timed."""
     with IngestObservation.start(
-        observer_or_default(observer), repo_id=repo_id, mpack_bytes=len(data)
+        observer_or_default(observer), repo_id=repo_id, mpack_bytes=size
     ) as seen:
-        result = await _ingest(index, store, repo_id, data, policy, seen)
+        result = await ingest(seen)
         result = attrs.evolve(result, timings=seen.timings())
         seen.succeed(result)
         return result
 
 
-async def _ingest(
+async def _joined(chunks: AsyncIterable[Chunk], policy: Policy) -> bytes:
+    """The chunks of a push joined in memory, for a store that cannot stage pushes."""
+    limit = min(policy.max_push_bytes, policy.max_document_bytes)
+    joined = bytearray()
+    async for chunk in chunks:
+        _check_chunk(chunk)
+        if len(joined) + len(chunk) > limit:
+            raise PushTooLargeError(limit)
+        joined += chunk
+    return bytes(joined)
+
+
+def _check_chunk(chunk: object) -> None:
+    if not isinstance(chunk, bytes | bytearray | memoryview):
+        raise InvalidMPackError(None, f"a chunk must be bytes, not {type(chunk).__name__}")
+
+
+def _ingest(
+    index: IngestIndex, store: PushStore, repo_id: str, data: bytes, policy: Policy
+) -> Ingest:
+    async def run(seen: IngestObservation) -> IngestResult:
+        with seen.phase(IngestPhase.PARSE):
+            document = await asyncio.to_thread(wire.parse_push, data, policy)
+            _refuse_cycles(document)
+        # Independent work side by side: hashing (one long call, no GIL held), verifying
+        # (one worker thread) and the connectivity queries (the index). The connect
+        # phase is timed on its own, within the verify phase.
+        with seen.phase(IngestPhase.VERIFY, blobs=len(document.blobs)):
+            mpack_id, cached, _ = await asyncio.gather(
+                asyncio.to_thread(ids.content_id, data),
+                asyncio.to_thread(verify_all, data, document.blobs, policy),
+                _timed(seen, IngestPhase.CONNECT, _check_connected(index, repo_id, document)),
+            )
+        # Always written, even when the key exists: the same id means the same bytes, so a
+        # second write costs an upload and repairs a damaged copy; and an old copy that an
+        # orphan sweep is about to delete is young again before the index points at it.
+        with seen.phase(IngestPhase.STORE):
+            building = asyncio.to_thread(_batch, document, mpack_id, len(data), cached)
+            _, batch = await asyncio.gather(store.put_mpack(mpack_id, data), building)
+        received = ReceivedPush(mpack_id, len(data), document, cached)
+        return await _record(index, repo_id, received, batch, seen)
+
+    return run
+
+
+def _ingest_stream(
     index: IngestIndex,
-    store: PushStore,
+    store: StagedPushes,
     repo_id: str,
-    data: bytes,
+    chunks: AsyncIterable[Chunk],
     policy: Policy,
+) -> Ingest:
+    async def run(seen: IngestObservation) -> IngestResult:
+        upload = await store.open_push()
+        try:
+            with seen.phase(IngestPhase.RECEIVE):
+                received = await _receive(chunks, upload, PushReceiver(policy))
+            seen.mpack_bytes = received.size
+            # The batch is built (a worker thread) while the checks and the commit run.
+            building = asyncio.ensure_future(asyncio.to_thread(_batch, *received.batch_parts()))
+            try:
+                await _check_and_commit(index, repo_id, received, upload, seen)
+                batch = await building
+            finally:
+                building.cancel()
+        except BaseException:
+            await asyncio.shield(upload.abort())
+            raise
+        return await _record(index, repo_id, received, batch, seen)
+
+    return run
+
+
+async def _check_and_commit(
+    index: IngestIndex,
+    repo_id: str,
+    received: ReceivedPush,
+    upload: PushUpload,
+    seen: IngestObservation,
+) -> None:
+    with seen.phase(IngestPhase.CONNECT, blobs=len(received.document.blobs)):
+        await _check_document(index, repo_id, received.document)
+    with seen.phase(IngestPhase.STORE):
+        await upload.commit(received.mpack_id)
+
+
+async def _receive(
+    chunks: AsyncIterable[Chunk], upload: PushUpload, receiver: PushReceiver
+) -> ReceivedPush:
+    """Every chunk taken by the receiver and written to the staging upload, side by side."""
+    async for chunk in chunks:
+        _check_chunk(chunk)
+        if not chunk:
+            continue
+        data = bytes(chunk)
+        receiver.admit(len(data))
+        if len(data) < _THREADED_CHUNK_BYTES:
+            receiver.take(data)
+            await upload.write(data)
+        else:
+            # Hashing releases the GIL: it runs beside the parser, not before it.
+            await _all(
+                asyncio.to_thread(receiver.hash, data),
+                asyncio.to_thread(receiver.parse, data),
+                upload.write(data),
+            )
+    return receiver.finish()
+
+
+async def _all(*works: Awaitable[None]) -> None:
+    """Await every one; raise the first failure only once none runs any more."""
+    outcomes = await asyncio.gather(*works, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def _record(
+    index: IngestIndex,
+    repo_id: str,
+    received: ReceivedPush,
+    batch: IndexBatch,
     seen: IngestObservation,
 ) -> IngestResult:
-    with seen.phase(IngestPhase.PARSE):
-        document = await asyncio.to_thread(wire.parse_push, data, policy)
-        _refuse_cycles(document)
-    # Independent work side by side: hashing (one long call, no GIL held), verifying
-    # (one worker thread) and the connectivity queries (the index). The connect
-    # phase is timed on its own, within the verify phase.
-    with seen.phase(IngestPhase.VERIFY, blobs=len(document.blobs)):
-        mpack_id, cached, _ = await asyncio.gather(
-            asyncio.to_thread(ids.content_id, data),
-            asyncio.to_thread(_verify_blobs, data, document.blobs, policy),
-            _timed(seen, IngestPhase.CONNECT, _check_connected(index, repo_id, document)),
-        )
-    # Always written, even when the key exists: the same id means the same bytes, so a
-    # second write costs an upload and repairs a damaged copy; and an old copy that an
-    # orphan sweep is about to delete is young again before the index points at it.
-    with seen.phase(IngestPhase.STORE):
-        building = asyncio.to_thread(_batch, document, mpack_id, len(data), cached)
-        _, batch = await asyncio.gather(store.put_mpack(mpack_id, data), building)
     with seen.phase(IngestPhase.RECORD):
         await index.record(repo_id, batch)
+    document = received.document
     return IngestResult(
-        mpack_id=mpack_id,
+        mpack_id=received.mpack_id,
         commit_count=len({c.commit_id for c in document.commits}),
         snapshot_count=len({s.snapshot_id for s in document.snapshots}),
         blob_count=len(batch.locations),
         uploaded=True,
+        commit_ids=tuple(dict.fromkeys(c.commit_id for c in document.commits)),
+        branch_heads=dict(document.branch_heads),
+        size_bytes=received.size,
     )
 
 

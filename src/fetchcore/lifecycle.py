@@ -44,6 +44,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from fetchcore.errors import InvalidRequestError
+from fetchcore.memo import FetchMemo
 from fetchcore.ports import StagedPushes
 from fetchcore.validation import check_repo_id
 
@@ -113,7 +114,9 @@ class StoreLifecycle(Protocol):
         ...
 
 
-async def delete_repository(index: IndexLifecycle, repo_id: str) -> RepositoryDeletion:
+async def delete_repository(
+    index: IndexLifecycle, repo_id: str, *, memo: FetchMemo | None = None
+) -> RepositoryDeletion:
     """Forget ``repo_id``: its commits, snapshots, object membership and branch heads.
 
     Shared locations and cached content stay while another repository is a
@@ -123,6 +126,9 @@ async def delete_repository(index: IndexLifecycle, repo_id: str) -> RepositoryDe
     Args:
         index: the index.
         repo_id: the repository; an unknown one deletes nothing.
+        memo: the hub's :class:`~fetchcore.memo.FetchMemo`, whose entries of
+            ``repo_id`` are dropped (after the index deleted, so no fetch in
+            between can remember the old commits again for long: a hit checks them).
 
     Returns:
         What was deleted.
@@ -131,7 +137,10 @@ async def delete_repository(index: IndexLifecycle, repo_id: str) -> RepositoryDe
         InvalidRequestError: ``repo_id`` is not a repository id.
         IndexRepoError: the index failed (nothing was deleted).
     """
-    return await index.delete_repository(check_repo_id(repo_id))
+    deletion = await index.delete_repository(check_repo_id(repo_id))
+    if memo is not None:
+        memo.forget(repo_id)
+    return deletion
 
 
 async def find_orphan_mpacks(

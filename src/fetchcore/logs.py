@@ -97,7 +97,8 @@ def _describe(event: Event) -> _Described:
             )
             return message, _fields(event, "fetch_started")
         case IngestStarted():
-            message = f"ingest started: repo {event.repo_id}, {event.mpack_bytes} bytes"
+            size = "in pieces" if event.mpack_bytes is None else f"{event.mpack_bytes} bytes"
+            message = f"ingest started: repo {event.repo_id}, {size}"
             return message, _fields(event, "ingest_started")
         case PhaseFinished():
             return _phase_finished(event)

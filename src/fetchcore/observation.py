@@ -294,11 +294,17 @@ class FetchObservation(_Observation):
 class IngestObservation(_Observation):
     """The reporting of one ``ingest_push``. Use it as a context manager."""
 
-    mpack_bytes: int
+    mpack_bytes: int | None
+    """The push's size: None for a push in pieces until it is received."""
 
     @classmethod
     def start(
-        cls, observer: Observer, *, repo_id: str, mpack_bytes: int, clock: Clock = time.perf_counter
+        cls,
+        observer: Observer,
+        *,
+        repo_id: str,
+        mpack_bytes: int | None,
+        clock: Clock = time.perf_counter,
     ) -> Self:
         """Open the observation of an ingest and report that it started."""
         reporter = _Reporter(observer, Operation.INGEST, next(_operation_ids), PhaseTimer(clock))
@@ -317,7 +323,7 @@ class IngestObservation(_Observation):
                 commit_count=result.commit_count,
                 snapshot_count=result.snapshot_count,
                 blob_count=result.blob_count,
-                bytes_written=self.mpack_bytes if result.uploaded else 0,
+                bytes_written=(self.mpack_bytes or 0) if result.uploaded else 0,
                 uploaded=result.uploaded,
             )
         )

@@ -118,8 +118,16 @@ class Policy:
             bytes). For an index whose locations may not all come from ``ingest_push``.
 
     Untrusted push documents:
-        max_document_bytes, max_entries (per top-level list and branch-head map),
-        max_manifest_entries, max_id_length, max_depth (nesting of carried fields).
+        max_push_bytes: the longest push :func:`~fetchcore.ingest_push` accepts, in
+            bytes (PushTooLargeError past it). A push received in pieces may be
+            this long; one handed over whole as ``bytes`` (or joined for a store
+            without staged pushes) is held in memory and also obeys ``max_document_bytes``.
+        max_document_bytes: the longest document parsed in memory; of a push
+            received in pieces, the bytes outside blob contents (commits,
+            snapshots, branch heads, blob fields). With ``max_entries``
+            (per top-level list and branch-head map),
+        max_manifest_entries, max_id_length, max_depth (nesting of carried fields)
+            it bounds the parsing memory of any push, however long.
     """
 
     max_in_flight: int = attrs.field(default=16, validator=integer_within(1))
@@ -143,6 +151,7 @@ class Policy:
     max_fetch_decoded_bytes: int = attrs.field(default=4 * GiB, validator=integer_within(0))
     verify_each_blob: bool = attrs.field(default=False, validator=_flag)
 
+    max_push_bytes: int = attrs.field(default=64 * GiB, validator=integer_within(1))
     max_document_bytes: int = attrs.field(default=2 * GiB, validator=integer_within(1))
     max_entries: int = attrs.field(default=1_000_000, validator=integer_within(1))
     max_manifest_entries: int = attrs.field(default=1_000_000, validator=integer_within(1))

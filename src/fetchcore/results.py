@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
 from fetchcore.planner import FetchPlan
@@ -78,9 +80,14 @@ class IngestResult:
     """An ingested push: its mpack id and what it held (distinct blobs).
 
     Attributes:
-        timings: seconds per phase (parse, verify, connect, store, record) and the
-            total. The connectivity queries run while the blobs are verified, so
-            ``connect`` lies within ``verify``; the other phases follow each other.
+        commit_ids: the commits recorded, in the order the push lists them.
+        branch_heads: the branch heads the push set (branch -> commit id).
+        size_bytes: the push's size.
+        timings: seconds per phase and the total. A push handed over as bytes:
+            parse, verify, connect, store, record (the connectivity queries run
+            while the blobs are verified, so ``connect`` lies within ``verify``).
+            A push in pieces: receive (parsing, verifying and staging as it
+            arrives), connect, store (the staged bytes become the mpack), record.
             Not compared: ingesting the same push twice gives equal results.
     """
 
@@ -89,6 +96,9 @@ class IngestResult:
     snapshot_count: int
     blob_count: int
     uploaded: bool
+    commit_ids: tuple[str, ...] = ()
+    branch_heads: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    size_bytes: int = 0
     timings: Timings = attrs.field(factory=Timings, eq=False)
 
 

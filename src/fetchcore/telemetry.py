@@ -146,7 +146,10 @@ class OpenTelemetryObserver:
                     INGEST_SPAN,
                     {
                         "fetchcore.repo_id": event.repo_id,
-                        "fetchcore.mpack_bytes": event.mpack_bytes,
+                        # -1: a push received in pieces, its size not known yet
+                        "fetchcore.mpack_bytes": -1
+                        if event.mpack_bytes is None
+                        else event.mpack_bytes,
                     },
                 )
             case PhaseFinished():

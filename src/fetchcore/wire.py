@@ -21,7 +21,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -32,10 +32,10 @@ from fetchcore.errors import InvalidMPackError
 from fetchcore.model import ENCODINGS, Commit, Snapshot, check_name
 from fetchcore.policy import Policy
 
-_TOP_LEVEL_KEYS = ("commits", "snapshots", "blobs", "branch_heads")
-_MAX_BLOB_FIELDS = 64
+TOP_LEVEL_KEYS = ("commits", "snapshots", "blobs", "branch_heads")
+MAX_BLOB_FIELDS = 64
 # msgpack bin headers: marker byte -> header length (marker + length field).
-_BIN_HEADER_LENGTH = {0xC4: 2, 0xC5: 3, 0xC6: 5}
+BIN_HEADER_LENGTH = {0xC4: 2, 0xC5: 3, 0xC6: 5}
 # Parsing may build Python objects of an estimated PARSE_MEMORY_FACTOR times the
 # document's size, plus a floor for small documents. A push of tiny commits
 # ({"commit_id": "c1", ...}, ~45 bytes each) honestly costs ~10x in Python; a list of
@@ -106,13 +106,8 @@ def parse_push(data: bytes, policy: Policy = Policy()) -> PushDocument:
         return parser.document()
     except InvalidMPackError:
         raise
-    except msgpack.OutOfData:
-        raise InvalidMPackError(parser.where, "truncated document") from None
-    except (ValueError, TypeError, OverflowError, MemoryError, RecursionError) as error:
-        # msgpack's own errors (ExtraData, FormatError, StackError, BufferFull) are
-        # ValueErrors; so is invalid UTF-8. Its length limits say "exceeds max_...".
-        problem = "over the limit" if "exceeds max_" in str(error) else "not valid msgpack"
-        raise InvalidMPackError(parser.where, f"{problem} ({error})") from None
+    except MSGPACK_ERRORS as error:
+        raise translate_msgpack_errors(parser.where, error) from None
 
 
 def _refuse_conflicting_keys(
@@ -142,29 +137,25 @@ def _wire(entry: Commit | Snapshot) -> dict[str, Any]:
     return entry.to_wire()
 
 
-class _PushParser:
-    """Walks a push document with msgpack's streaming Unpacker, keeping the current entry."""
+class EntryChecks:
+    """What every push parser does with the values it unpacks: charge their memory to a
+    budget, and check each commit, snapshot, blob field and branch head (naming the entry).
 
-    def __init__(self, data: bytes, policy: Policy) -> None:
-        self.data = data
+    :meth:`memory_allowed` is the parsing memory allowed so far; a parser that
+    receives its document in pieces raises it as the document grows.
+    """
+
+    def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.where: str | None = None
-        self.memory_left = PARSE_MEMORY_FACTOR * len(data) + PARSE_MEMORY_FLOOR
-        longest_list = max(policy.max_entries, policy.max_manifest_entries)
-        self.unpacker = msgpack.Unpacker(
-            raw=False,
-            strict_map_key=True,
-            max_buffer_size=max(len(data), 1),
-            max_array_len=longest_list,
-            max_map_len=longest_list,
-            list_hook=self._built_list,
-            object_pairs_hook=self._built_map,
-        )
-        self.unpacker.feed(data)
+        self.memory_spent = 0
+
+    def memory_allowed(self) -> int:
+        raise NotImplementedError
 
     def _charge(self, cost: int) -> None:
-        self.memory_left -= cost
-        if self.memory_left < 0:
+        self.memory_spent += cost
+        if self.memory_spent > self.memory_allowed():
             raise InvalidMPackError(
                 self.where, "holds more values than a document of its size may (parsing memory)"
             )
@@ -185,23 +176,87 @@ class _PushParser:
             _refuse_conflicting_keys(pairs, built, self.where)
         return built
 
-    def document(self) -> PushDocument:
-        self.where = None
-        fields: dict[str, Any] = {}
-        for _ in range(self._map_header("document is not a map", len(_TOP_LEVEL_KEYS) * 4)):
-            key = self.unpacker.unpack()
-            if not isinstance(key, str):
-                raise InvalidMPackError(None, f"document key {key!r:.40} is not a string")
-            if key in fields:
-                raise InvalidMPackError(str(key), "appears twice")
-            if key in _TOP_LEVEL_KEYS:
-                fields[key] = self._top_level(key)
-            else:
-                self.unpacker.skip()
-                fields[key] = None
-        self.where = None
-        if self.unpacker.tell() != len(self.data):
-            raise InvalidMPackError(None, "trailing bytes after the document")
+    def new_unpacker(self, max_buffer_size: int) -> msgpack.Unpacker:
+        """An Unpacker under the policy's list limits, charging what it builds."""
+        longest_list = max(self.policy.max_entries, self.policy.max_manifest_entries)
+        return msgpack.Unpacker(
+            raw=False,
+            strict_map_key=True,
+            max_buffer_size=max_buffer_size,
+            max_array_len=longest_list,
+            max_map_len=longest_list,
+            list_hook=self._built_list,
+            object_pairs_hook=self._built_map,
+        )
+
+    def entry_count(self, count: int, name: str) -> int:
+        if count > self.policy.max_entries:
+            raise InvalidMPackError(
+                name, f"{count} entries, over the limit of {self.policy.max_entries}"
+            )
+        return count
+
+    def commit_from(self, value: Any, where: str) -> Commit:
+        return Commit.from_wire(
+            value,
+            where=where,
+            max_id_length=self.policy.max_id_length,
+            max_depth=self.policy.max_depth,
+        )
+
+    def snapshot_from(self, value: Any, where: str) -> Snapshot:
+        snapshot = Snapshot.from_wire(
+            value,
+            where=where,
+            max_id_length=self.policy.max_id_length,
+            max_depth=self.policy.max_depth,
+        )
+        if len(snapshot.manifest) > self.policy.max_manifest_entries:
+            raise InvalidMPackError(
+                f"{where}.manifest",
+                f"{len(snapshot.manifest)} entries, over the limit of "
+                f"{self.policy.max_manifest_entries}",
+            )
+        return snapshot
+
+    @staticmethod
+    def object_id_from(value: Any, where: str) -> str:
+        if not ids.is_object_id(value):
+            raise InvalidMPackError(where, f"{value!r:.80} is not a content id")
+        return str(value)
+
+    @staticmethod
+    def encoding_from(value: Any, where: str) -> str:
+        if value not in ENCODINGS:
+            raise InvalidMPackError(where, f"unknown encoding {value!r:.40}")
+        return str(value)
+
+    @staticmethod
+    def refuse_twice(value: object, where: str) -> None:
+        """A blob field met a second time (the two could disagree, and content is streamed)."""
+        if value is not None:
+            raise InvalidMPackError(where, "appears twice")
+
+    @staticmethod
+    def blob_from(
+        where: str, object_id: str | None, encoding: str, span: tuple[int, int] | None
+    ) -> BlobEntry:
+        if object_id is None:
+            raise InvalidMPackError(f"{where}.object_id", "is missing")
+        if span is None:
+            raise InvalidMPackError(f"{where}.content", "is missing")
+        return BlobEntry(object_id, encoding, span[0], span[1] - span[0])
+
+    def add_branch_head(self, heads: dict[str, str], branch: Any, commit_id: Any) -> None:
+        limit = self.policy.max_id_length
+        where = f"branch_heads[{branch!r:.80}]"
+        name = check_name(branch, where, limit)
+        head = check_name(commit_id, where, limit)
+        if heads.setdefault(name, head) != head:
+            raise InvalidMPackError(where, "a branch appears twice with two heads", ids=[name])
+
+    @staticmethod
+    def document_from(fields: Mapping[str, Any]) -> PushDocument:
         return PushDocument(
             commits=fields.get("commits") or (),
             snapshots=fields.get("snapshots") or (),
@@ -209,16 +264,74 @@ class _PushParser:
             branch_heads=fields.get("branch_heads") or {},
         )
 
+    def commits_from(self, commits: Sequence[Commit]) -> tuple[Commit, ...]:
+        _refuse_two_contents(commits, lambda c: c.commit_id, "commits")
+        return tuple(commits)
+
+    def snapshots_from(self, snapshots: Sequence[Snapshot]) -> tuple[Snapshot, ...]:
+        _refuse_two_contents(snapshots, lambda s: s.snapshot_id, "snapshots")
+        return tuple(snapshots)
+
+
+def translate_msgpack_errors(where: str | None, error: Exception) -> InvalidMPackError:
+    """The InvalidMPackError for an error msgpack raised while parsing at ``where``."""
+    if isinstance(error, msgpack.OutOfData):
+        return InvalidMPackError(where, "truncated document")
+    # msgpack's own errors (ExtraData, FormatError, StackError, BufferFull) are
+    # ValueErrors; so is invalid UTF-8. Its length limits say "exceeds max_...".
+    problem = "over the limit" if "exceeds max_" in str(error) else "not valid msgpack"
+    return InvalidMPackError(where, f"{problem} ({error})")
+
+
+MSGPACK_ERRORS = (
+    msgpack.OutOfData,
+    ValueError,
+    TypeError,
+    OverflowError,
+    MemoryError,
+    RecursionError,
+)
+"""What msgpack (and the values it builds) may raise on a bad document."""
+
+
+class _PushParser(EntryChecks):
+    """Walks a whole push document with msgpack's streaming Unpacker, keeping the current entry."""
+
+    def __init__(self, data: bytes, policy: Policy) -> None:
+        super().__init__(policy)
+        self.data = data
+        self._memory_allowed = PARSE_MEMORY_FACTOR * len(data) + PARSE_MEMORY_FLOOR
+        self.unpacker = self.new_unpacker(max(len(data), 1))
+        self.unpacker.feed(data)
+
+    def memory_allowed(self) -> int:
+        return self._memory_allowed
+
+    def document(self) -> PushDocument:
+        self.where = None
+        fields: dict[str, Any] = {}
+        for _ in range(self._map_header("document is not a map", len(TOP_LEVEL_KEYS) * 4)):
+            key = self.unpacker.unpack()
+            if not isinstance(key, str):
+                raise InvalidMPackError(None, f"document key {key!r:.40} is not a string")
+            if key in fields:
+                raise InvalidMPackError(str(key), "appears twice")
+            if key in TOP_LEVEL_KEYS:
+                fields[key] = self._top_level(key)
+            else:
+                self.unpacker.skip()
+                fields[key] = None
+        self.where = None
+        if self.unpacker.tell() != len(self.data):
+            raise InvalidMPackError(None, "trailing bytes after the document")
+        return self.document_from(fields)
+
     def _top_level(self, key: str) -> Any:
         self.where = key
         if key == "commits":
-            commits = tuple(self._entries("commits", self._commit))
-            _refuse_two_contents(commits, lambda c: c.commit_id, "commits")
-            return commits
+            return self.commits_from(list(self._entries("commits", self._commit)))
         if key == "snapshots":
-            snapshots = tuple(self._entries("snapshots", self._snapshot))
-            _refuse_two_contents(snapshots, lambda s: s.snapshot_id, "snapshots")
-            return snapshots
+            return self.snapshots_from(list(self._entries("snapshots", self._snapshot)))
         if key == "blobs":
             return tuple(self._entries("blobs", self._blob))
         return self._branch_heads()
@@ -241,73 +354,39 @@ class _PushParser:
             raise
         except ValueError:
             raise InvalidMPackError(name, "must be a list") from None
-        if count > self.policy.max_entries:
-            raise InvalidMPackError(
-                name, f"{count} entries, over the limit of {self.policy.max_entries}"
-            )
-        for index in range(count):
+        for index in range(self.entry_count(count, name)):
             self.where = f"{name}[{index}]"
             yield read_one(self.where)
 
     def _commit(self, where: str) -> Commit:
-        return Commit.from_wire(
-            self.unpacker.unpack(),
-            where=where,
-            max_id_length=self.policy.max_id_length,
-            max_depth=self.policy.max_depth,
-        )
+        return self.commit_from(self.unpacker.unpack(), where)
 
     def _snapshot(self, where: str) -> Snapshot:
-        snapshot = Snapshot.from_wire(
-            self.unpacker.unpack(),
-            where=where,
-            max_id_length=self.policy.max_id_length,
-            max_depth=self.policy.max_depth,
-        )
-        if len(snapshot.manifest) > self.policy.max_manifest_entries:
-            raise InvalidMPackError(
-                f"{where}.manifest",
-                f"{len(snapshot.manifest)} entries, over the limit of "
-                f"{self.policy.max_manifest_entries}",
-            )
-        return snapshot
+        return self.snapshot_from(self.unpacker.unpack(), where)
 
     def _blob(self, where: str) -> BlobEntry:
         object_id: str | None = None
-        encoding = "identity"
+        encoding: str | None = None
         span: tuple[int, int] | None = None
-        for _ in range(self._map_header("must be a map", _MAX_BLOB_FIELDS)):
+        for _ in range(self._map_header("must be a map", MAX_BLOB_FIELDS)):
             key = self.unpacker.unpack()
             if key == "object_id":
-                object_id = self._object_id(f"{where}.object_id")
+                self.refuse_twice(object_id, f"{where}.object_id")
+                object_id = self.object_id_from(self.unpacker.unpack(), f"{where}.object_id")
             elif key == "encoding":
-                encoding = self._encoding(f"{where}.encoding")
+                self.refuse_twice(encoding, f"{where}.encoding")
+                encoding = self.encoding_from(self.unpacker.unpack(), f"{where}.encoding")
             elif key == "content":
+                self.refuse_twice(span, f"{where}.content")
                 span = self._bin_span(f"{where}.content")
             else:
                 self.unpacker.skip()
-        if object_id is None:
-            raise InvalidMPackError(f"{where}.object_id", "is missing")
-        if span is None:
-            raise InvalidMPackError(f"{where}.content", "is missing")
-        return BlobEntry(object_id, encoding, span[0], span[1] - span[0])
-
-    def _object_id(self, where: str) -> str:
-        value = self.unpacker.unpack()
-        if not ids.is_object_id(value):
-            raise InvalidMPackError(where, f"{value!r:.80} is not a content id")
-        return str(value)
-
-    def _encoding(self, where: str) -> str:
-        value = self.unpacker.unpack()
-        if value not in ENCODINGS:
-            raise InvalidMPackError(where, f"unknown encoding {value!r:.40}")
-        return str(value)
+        return self.blob_from(where, object_id, encoding or "identity", span)
 
     def _bin_span(self, where: str) -> tuple[int, int]:
         start = self.unpacker.tell()
         marker = self.data[start] if start < len(self.data) else None
-        header_length = _BIN_HEADER_LENGTH.get(marker) if marker is not None else None
+        header_length = BIN_HEADER_LENGTH.get(marker) if marker is not None else None
         self.unpacker.skip()
         if header_length is None:
             raise InvalidMPackError(where, "must be bytes (msgpack bin)")
@@ -315,15 +394,10 @@ class _PushParser:
 
     def _branch_heads(self) -> dict[str, str]:
         heads: dict[str, str] = {}
-        limit = self.policy.max_id_length
         for _ in range(self._map_header("must be a map", self.policy.max_entries)):
             branch = self.unpacker.unpack()
             commit_id = self.unpacker.unpack()
-            where = f"branch_heads[{branch!r:.80}]"
-            name = check_name(branch, where, limit)
-            head = check_name(commit_id, where, limit)
-            if heads.setdefault(name, head) != head:
-                raise InvalidMPackError(where, "a branch appears twice with two heads", ids=[name])
+            self.add_branch_head(heads, branch, commit_id)
         return heads
 
 
@@ -409,21 +483,9 @@ def encode_blobs(blobs: Iterable[OutgoingBlob]) -> bytes:
     return b"".join(pieces)
 
 
-def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> None:
-    """Append ``canonical_value(value)`` packed, without building the sorted copy (a
-    large fetch's manifests hold millions of entries)."""
-    if isinstance(value, Mapping):
-        out += packer.pack_map_header(len(value))
-        for key in _sorted_keys(value):
-            out += packer.pack(key)
-            _pack_canonical_into(out, packer, value[key])
-    elif isinstance(value, list | tuple):
-        out += packer.pack_array_header(len(value))
-        for item in value:
-            _pack_canonical_into(out, packer, item)
-    else:
-        out += packer.pack(value)
-
+_SCALARS = (str, bytes, int, float, bool, type(None))
+_FLAT_CHUNK = 4096
+"""Map entries packed per call into msgpack's C packer (a flat map, such as a manifest)."""
 
 Packed = tuple[bytes, ...]
 """One msgpack value in consecutive chunks of about a MiB: a large fetch's
@@ -431,45 +493,107 @@ manifests are hundreds of MiB, and joining them would hold them twice."""
 _PACKED_CHUNK = 1 << 20
 
 
-def _pack_canonical_list(values: Iterable[Any], count: int) -> Packed:
+def _spill(out: bytearray) -> Iterator[bytes]:
+    """Yield what ``out`` holds once it has reached a chunk, and empty it."""
+    if len(out) >= _PACKED_CHUNK:
+        yield bytes(out)
+        out.clear()
+
+
+def _pack_canonical_into(out: bytearray, packer: msgpack.Packer, value: Any) -> Iterator[bytes]:
+    """Append ``canonical_value(value)`` packed to ``out``, without building the sorted
+    copy, and yield ``out``'s content whenever it reaches a chunk (a large fetch's
+    manifests hold millions of entries: one of them never sits in memory whole)."""
+    if isinstance(value, Mapping):
+        out += packer.pack_map_header(len(value))
+        keys = _sorted_keys(value)
+        if all(type(value[key]) in _SCALARS for key in keys):
+            yield from _pack_flat_entries_into(out, packer, value, keys)
+            return
+        for key in keys:
+            out += packer.pack(key)
+            yield from _pack_canonical_into(out, packer, value[key])
+    elif isinstance(value, list | tuple):
+        out += packer.pack_array_header(len(value))
+        for item in value:
+            yield from _pack_canonical_into(out, packer, item)
+    else:
+        out += packer.pack(value)
+
+
+def _pack_flat_entries_into(
+    out: bytearray, packer: msgpack.Packer, mapping: Mapping[Any, Any], keys: Sequence[Any]
+) -> Iterator[bytes]:
+    """Append the entries of ``mapping`` (scalar values) in the order of ``keys``,
+    yielding full chunks as :func:`_pack_canonical_into` does.
+
+    A map's entries are packed exactly as an array of key, value, key, value... is
+    packed after its header, so each chunk goes through the C packer in one call.
+    """
+    for start in range(0, len(keys), _FLAT_CHUNK):
+        flat = [item for key in keys[start : start + _FLAT_CHUNK] for item in (key, mapping[key])]
+        packed = packer.pack(flat)
+        out += memoryview(packed)[len(_array_header(len(flat))) :]
+        yield from _spill(out)
+
+
+def _iter_pack_canonical_list(values: Iterable[Any], count: int) -> Iterator[bytes]:
     packer = msgpack.Packer(use_bin_type=True)
-    chunks: list[bytes] = []
     out = bytearray(packer.pack_array_header(count))
     for value in values:
-        _pack_canonical_into(out, packer, value)
-        if len(out) >= _PACKED_CHUNK:
-            chunks.append(bytes(out))
-            out.clear()
-    chunks.append(bytes(out))
-    return tuple(chunks)
+        yield from _pack_canonical_into(out, packer, value)
+        yield from _spill(out)
+    yield bytes(out)
+
+
+def _snapshot_to_pack(snapshot: Snapshot) -> dict[str, Any]:
+    """A snapshot's wire dict, its manifest not copied (``to_wire`` copies it)."""
+    wire = dict(snapshot.fields)
+    wire["snapshot_id"] = snapshot.snapshot_id
+    wire["manifest"] = snapshot.manifest
+    return wire
+
+
+def iter_packed_commits(commits: Sequence[Commit]) -> Iterator[bytes]:
+    """The commits as a msgpack array, in the order sent (parents first), maps canonical;
+    packed lazily, in pieces of about a MiB."""
+    return _iter_pack_canonical_list((c.to_wire() for c in commits), len(commits))
+
+
+def iter_packed_snapshots(snapshots: Iterable[Snapshot]) -> Iterator[bytes]:
+    """The snapshots as a msgpack array in snapshot-id order, maps canonical; packed
+    lazily, in pieces of about a MiB (a snapshot's copy lives only while it is packed)."""
+    ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
+    return _iter_pack_canonical_list((_snapshot_to_pack(s) for s in ordered), len(ordered))
 
 
 def pack_commits(commits: Sequence[Commit]) -> Packed:
-    """The commits as a msgpack array, in the order sent (parents first), maps canonical."""
-    return _pack_canonical_list((c.to_wire() for c in commits), len(commits))
+    """:func:`iter_packed_commits`, all pieces."""
+    return tuple(iter_packed_commits(commits))
 
 
 def pack_snapshots(snapshots: Iterable[Snapshot]) -> Packed:
-    """The snapshots as a msgpack array in snapshot-id order, maps canonical."""
-    ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
-    return _pack_canonical_list((s.to_wire() for s in ordered), len(ordered))
+    """:func:`iter_packed_snapshots`, all pieces."""
+    return tuple(iter_packed_snapshots(snapshots))
 
 
-def fetch_head(packed_commits: Packed, packed_snapshots: Packed, blob_count: int) -> Packed:
-    """Everything of a fetch document before its first blob, in pieces.
+def fetch_head(
+    packed_commits: Iterable[bytes], packed_snapshots: Iterable[bytes], blob_count: int
+) -> Iterator[bytes]:
+    """Everything of a fetch document before its first blob, in pieces, lazily.
 
     Args:
-        packed_commits: :func:`pack_commits` of the commits sent.
-        packed_snapshots: :func:`pack_snapshots` of their snapshots.
+        packed_commits: :func:`pack_commits` (or :func:`iter_packed_commits`) of the
+            commits sent.
+        packed_snapshots: :func:`pack_snapshots` (or :func:`iter_packed_snapshots`) of
+            their snapshots.
         blob_count: how many blob entries will follow (the array header needs it).
     """
-    return (
-        b"\x84" + _pack("commits"),
-        *packed_commits,
-        _pack("snapshots"),
-        *packed_snapshots,
-        _pack("blobs") + _array_header(blob_count),
-    )
+    yield b"\x84" + _pack("commits")
+    yield from packed_commits
+    yield _pack("snapshots")
+    yield from packed_snapshots
+    yield _pack("blobs") + _array_header(blob_count)
 
 
 def fetch_tail(branch_heads: Mapping[str, str]) -> bytes:

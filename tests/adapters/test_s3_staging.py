@@ -22,8 +22,10 @@ from tests.backends import replace_behind_the_back, staged_push_leftovers
 from tests.s3_support import list_keys, list_uploads, s3_test_store
 
 PART = 5 * MiB
-# Small parts and a single-copy limit of one part, so a few MiB exercise every path.
+# Small parts, a single-copy limit of one part and nothing held back in memory, so a few
+# MiB exercise every path.
 STAGING: dict[str, Any] = {
+    "push_buffer_bytes": 0,
     "multipart_part_bytes": PART,
     "multipart_concurrency": 2,
     "single_copy_limit_bytes": PART,
@@ -69,14 +71,14 @@ class TestRequests:
     async def test_a_large_push_stages_copies_once_and_deletes_the_staging(
         self, request: pytest.FixtureRequest
     ) -> None:
-        async with s3_test_store(request, multipart_part_bytes=PART) as store:
+        async with s3_test_store(request, multipart_part_bytes=PART, push_buffer_bytes=0) as store:
             log = record_requests(store)
             await _push(store, LARGE)
             ops = Counter(log.operations())
             assert ops["CreateMultipartUpload"] == 1
             assert ops["UploadPart"] == 3
             assert ops["CompleteMultipartUpload"] == 1
-            assert ops["CopyObject"] == 1  # below the 5 GiB limit: one server-side copy
+            assert ops["CopyObject"] == 1  # below the single-copy limit: one server-side copy
             assert ops["UploadPartCopy"] == 0
             assert ops["PutObject"] == 0  # the bytes went up once
             [staged] = {_relative(store, s.path) for s in log.sent if s.operation == "UploadPart"}
@@ -89,6 +91,50 @@ class TestRequests:
             assert copied == f"mpacks/{LARGE_ID.removeprefix('sha256:')}"
             assert await store.get_mpack(LARGE_ID) == LARGE
             assert await list_keys(store) == [store._mpack_key(LARGE_ID)]
+
+    async def test_a_push_within_the_buffer_goes_straight_to_its_mpack_key(
+        self, request: pytest.FixtureRequest
+    ) -> None:
+        tuning = {"multipart_part_bytes": PART, "push_buffer_bytes": len(LARGE)}
+        async with s3_test_store(request, **tuning) as store:
+            log = record_requests(store)
+            upload = await store.open_push()
+            for start in range(0, len(LARGE), MiB):
+                await upload.write(LARGE[start : start + MiB])
+            assert log.sent == []  # held in memory: no staging upload
+            await upload.commit(LARGE_ID)
+            ops = Counter(log.operations())
+            assert ops["CopyObject"] + ops["UploadPartCopy"] + ops["DeleteObject"] == 0
+            written = {_relative(store, s.path) for s in log.sent if s.operation != "HeadObject"}
+            assert written == {f"mpacks/{LARGE_ID.removeprefix('sha256:')}"}
+            assert await store.get_mpack(LARGE_ID) == LARGE
+            assert await _metadata(store, LARGE_ID) == {SHA256_METADATA: LARGE_ID[7:]}
+            assert await staged_push_leftovers(store) == []
+
+    async def test_a_push_past_the_buffer_stages_and_copies(
+        self, request: pytest.FixtureRequest
+    ) -> None:
+        tuning = {"multipart_part_bytes": PART, "push_buffer_bytes": len(LARGE) - 1}
+        async with s3_test_store(request, **tuning) as store:
+            log = record_requests(store)
+            await _push(store, LARGE)
+            ops = Counter(log.operations())
+            assert ops["CopyObject"] == 1
+            staged = {_relative(store, s.path) for s in log.sent if s.operation == "UploadPart"}
+            assert all(STAGING_KEY.fullmatch(key) for key in staged)
+            assert await store.get_mpack(LARGE_ID) == LARGE
+            assert await staged_push_leftovers(store) == []
+
+    async def test_an_aborted_push_within_the_buffer_sent_nothing(
+        self, request: pytest.FixtureRequest
+    ) -> None:
+        async with s3_test_store(request, multipart_part_bytes=PART) as store:
+            log = record_requests(store)
+            upload = await store.open_push()
+            await upload.write(LARGE)
+            await upload.abort()
+            assert log.sent == []
+            assert await list_keys(store) == []
 
     async def test_a_push_smaller_than_a_part_is_one_put_of_the_mpack(
         self, store: S3ObjectStore
@@ -133,7 +179,7 @@ class TestMetadata:
         assert await _metadata(store, content_id(data)) == {SHA256_METADATA: content_id(data)[7:]}
 
     async def test_a_copied_push_carries_the_sha256(self, request: pytest.FixtureRequest) -> None:
-        async with s3_test_store(request, multipart_part_bytes=PART) as store:
+        async with s3_test_store(request, multipart_part_bytes=PART, push_buffer_bytes=0) as store:
             await _push(store, LARGE)
             assert await _metadata(store, LARGE_ID) == {SHA256_METADATA: LARGE_ID[7:]}
 
@@ -193,7 +239,9 @@ class TestPartSizes:
 
 class TestFailures:
     async def test_a_failed_copy_leaves_nothing(self, request: pytest.FixtureRequest) -> None:
-        async with s3_test_store(request, multipart_part_bytes=PART, max_attempts=1) as store:
+        async with s3_test_store(
+            request, multipart_part_bytes=PART, max_attempts=1, push_buffer_bytes=0
+        ) as store:
             store.client.meta.events.register("before-send.s3.CopyObject", _break)
             with pytest.raises(ObjectStoreError):
                 await _push(store, LARGE)

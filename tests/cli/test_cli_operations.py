@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fetchcore.adapters.cli as cli_module
 import fetchcore.adapters.progress as progress_module
 import pytest
 import sqlalchemy as sa
@@ -92,7 +94,7 @@ class TestJson:
         code, data = run_json(capsys, "ingest", "push.mpack", "--repo", REPO, "--json")
         assert code == EXIT_OK
         timings = data.pop("timings")
-        assert set(timings) == {"parse", "verify", "connect", "store", "record", "total"}
+        assert set(timings) == {"receive", "connect", "store", "record", "total"}
         assert data == {
             "repo": REPO,
             "mpack_id": content_id((workdir / "push.mpack").read_bytes()),
@@ -112,6 +114,21 @@ class TestJson:
         _, out, _ = run(capsys, "ingest", "push.mpack", "--repo", REPO)
         assert f"commit  {commit}" in out.splitlines()
         assert f"head    main -> {commit}" in out.splitlines()
+
+    def test_ingest_streams_the_file_and_draws_its_progress_on_a_terminal(
+        self, workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        contents = {f"{i}.wav": random.Random(i).randbytes(100_000) for i in range(30)}
+        write_push(workdir / "push.mpack", "a", contents)
+        size = (workdir / "push.mpack").stat().st_size
+        monkeypatch.setattr(progress_module, "should_draw", lambda stream: True)
+        monkeypatch.setattr(cli_module, "INGEST_CHUNK_BYTES", 256 * 1024)  # read in 12 pieces
+        code, out, err = run(capsys, "ingest", "push.mpack", "--repo", REPO)
+        assert code == EXIT_OK
+        assert "30 blob(s)" in out
+        assert f"262.1 kB/{size / 1e6:.1f} MB" in err  # after the first piece
+        assert f"{size / 1e6:.1f} MB/{size / 1e6:.1f} MB" in err
+        assert "100%" in err
 
     def test_fetch_draws_no_progress_bar_when_piped(
         self, workdir: Path, capsys: pytest.CaptureFixture[str]

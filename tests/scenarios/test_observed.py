@@ -33,7 +33,6 @@ from fetchcore.observe import (
     FanOut,
     FetchPhase,
     FetchStarted,
-    IngestPhase,
     LegacyFallback,
     LoggingObserver,
     Observer,
@@ -49,6 +48,7 @@ from fetchcore.observe import (
 )
 from fetchcore.ports import IndexRepo, ObjectStore
 from fetchcore.testing import SyntheticPush, blob_id, fake_id, synthetic_history
+from tests.unit.observe.sequences import BYTES_INGEST_PHASES
 from tests.unit.observe.test_telemetry import Telemetry
 
 REPO = "alice/songs"
@@ -251,7 +251,7 @@ class TestTraces:
         )
         spans = telemetry.finished_spans()
         (root,) = spans.pop("fetchcore.ingest_push")
-        assert set(spans) == {f"fetchcore.ingest.{phase}" for phase in IngestPhase}
+        assert set(spans) == {f"fetchcore.ingest.{phase}" for phase in BYTES_INGEST_PHASES}
         assert all(
             span.parent is not None and span.parent.span_id == root.context.span_id
             for found in spans.values()
@@ -380,7 +380,7 @@ class TestTimings:
             MemoryIndexRepo(), MemoryObjectStore(), repo_id=REPO, mpack=push.data
         )
         timings = result.timings
-        assert set(timings.as_dict()) == {str(p) for p in IngestPhase}
+        assert set(timings.as_dict()) == {str(p) for p in BYTES_INGEST_PHASES}
         assert 0 <= timings.seconds("connect") <= timings.seconds("verify")
         sequential = ["parse", "verify", "store", "record"]
         assert sum(timings.seconds(p) for p in sequential) <= timings.total_s

@@ -97,3 +97,11 @@ class TestPackedHead:
         pieces = wire.pack_snapshots([big])
         assert len(pieces) > 1
         assert b"".join(pieces) == wire._pack([canonical_value(big.to_wire())])
+
+    def test_one_large_manifest_never_sits_in_one_piece(self) -> None:
+        big = Snapshot(
+            fake_id("big"), {f"f{i:07d}": blob_id(str(i).encode()) for i in range(80_000)}
+        )
+        pieces = wire.pack_snapshots([big])
+        assert sum(map(len, pieces)) > 5 * wire._PACKED_CHUNK
+        assert max(map(len, pieces)) < 2 * wire._PACKED_CHUNK

@@ -8,8 +8,8 @@ from typing import Any
 import attrs
 import pytest
 
-from fetchcore import Commit, Snapshot, ids
-from fetchcore.fetch_id import fetch_id
+from fetchcore import Commit, Snapshot, ids, wire
+from fetchcore.fetch_id import content_digest, fetch_id
 from fetchcore.testing import blob_id, fake_id
 
 A, B = blob_id(b"a"), blob_id(b"b")
@@ -75,3 +75,26 @@ def test_the_order_of_snapshots_blob_ids_and_encodings_does_not_matter() -> None
 def test_the_order_of_branch_heads_does_not_matter() -> None:
     heads = {"main": fake_id("c1"), "dev": fake_id("c0")}
     assert id_of(branch_heads=heads) == id_of(branch_heads=dict(reversed(heads.items())))
+
+
+class TestContentDigest:
+    def test_finished_with_the_heads_it_is_the_fetch_id(self) -> None:
+        digest = content_digest(
+            wire.pack_commits(BASE["commits"]),
+            wire.pack_snapshots(BASE["snapshots"]),
+            BASE["blob_ids"],
+            BASE["accept_encodings"],
+        )
+        assert digest.fetch_id(BASE["branch_heads"]) == id_of()
+
+    def test_finishing_leaves_the_digest_as_it_was(self) -> None:
+        digest = content_digest(
+            wire.pack_commits(BASE["commits"]),
+            wire.pack_snapshots(BASE["snapshots"]),
+            [],
+            ["identity"],
+        )
+        moved = {"main": fake_id("c0")}
+        first = digest.fetch_id(BASE["branch_heads"])
+        assert digest.fetch_id(moved) != first
+        assert digest.fetch_id(BASE["branch_heads"]) == first

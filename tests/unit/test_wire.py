@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 from fetchcore import InvalidMPackError, Policy
 from fetchcore.model import Commit, Snapshot
 from fetchcore.testing import blob_entry, blob_id, commit_entry, snapshot_entry
-from fetchcore.wire import OutgoingBlob, decode_fetch, encode_fetch, encode_push, parse_push
+from fetchcore.wire import (
+    OutgoingBlob,
+    canonical_value,
+    decode_fetch,
+    encode_fetch,
+    encode_push,
+    pack_snapshots,
+    parse_push,
+)
 
 CONTENTS = [b"", b"a", b"hello world" * 30, bytes(range(256)) * 300]
 
@@ -380,3 +388,30 @@ class TestParsingMemory:
             + manifest
         )
         assert parse_push(data).snapshots[0].manifest == {"f": blob_id(b"x")}
+
+
+_SCALAR = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(), st.text(), st.binary()
+)
+_VALUE = st.recursive(
+    _SCALAR,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+class TestCanonicalPacking:
+    @given(fields=st.dictionaries(st.text().filter(lambda k: k != "snapshot_id"), _VALUE))
+    def test_a_snapshot_packs_as_its_canonical_value(self, fields: dict[str, Any]) -> None:
+        manifest = {f"p{i}": blob_id(str(i).encode()) for i in range(5)}
+        snapshot = Snapshot("s", manifest, fields)
+        packed = b"".join(pack_snapshots([snapshot]))
+        assert packed == msgpack.packb([canonical_value(snapshot.to_wire())], use_bin_type=True)
+
+    @pytest.mark.parametrize("entries", [0, 1, 15, 16, 4095, 4096, 4097, 70_000])
+    def test_a_flat_manifest_of_any_size_packs_as_its_canonical_value(self, entries: int) -> None:
+        rng = random.Random(entries)
+        manifest = {f"{rng.random()}": blob_id(str(i).encode()) for i in range(entries)}
+        snapshot = Snapshot("s", manifest)
+        packed = b"".join(pack_snapshots([snapshot]))
+        assert packed == msgpack.packb([canonical_value(snapshot.to_wire())], use_bin_type=True)

@@ -107,6 +107,10 @@ def emit_failed_fetch(observer: Observer, clock: FakeClock) -> None:
         raise ObjectStoreError(f"GET failed for good: {PRESIGNED}")
 
 
+BYTES_INGEST_PHASES = tuple(phase for phase in IngestPhase if phase is not IngestPhase.RECEIVE)
+"""The phases of an ingest of a push handed over as bytes."""
+
+
 def emit_ingest(observer: Observer, clock: FakeClock, mpack_bytes: int = 9_000) -> IngestResult:
     """An ingest that stores a new push mpack."""
     result = IngestResult(
@@ -115,7 +119,7 @@ def emit_ingest(observer: Observer, clock: FakeClock, mpack_bytes: int = 9_000) 
     with IngestObservation.start(
         observer, repo_id="repo-1", mpack_bytes=mpack_bytes, clock=clock
     ) as seen:
-        for phase in IngestPhase:
+        for phase in BYTES_INGEST_PHASES:
             with seen.phase(phase):
                 clock.advance(0.010)
         seen.succeed(result)
