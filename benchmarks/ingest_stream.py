@@ -49,7 +49,7 @@ from tests.seaweed import S3Endpoint
 from benchmarks.common import write_results
 from benchmarks.memory_peak import peak_rss_bytes, release_and_reset_peak, rss_bytes
 from benchmarks.object_store import bare_client
-from benchmarks.stacks import s3_endpoint, scratch_postgres
+from benchmarks.stacks import s3_endpoint, s3_store, scratch_postgres
 from fetchcore import ingest_push
 from fetchcore.ids import content_id
 from fetchcore.testing import synthetic_history
@@ -67,15 +67,7 @@ RATIO_TARGET = 1.3
 
 
 def connect(endpoint: S3Endpoint, *, create_bucket: bool = False) -> Any:
-    return S3ObjectStore.connect(
-        bucket=BUCKET,
-        endpoint_url=endpoint.url,
-        access_key_id=endpoint.access_key_id or None,
-        secret_access_key=endpoint.secret_access_key or None,
-        region=endpoint.region,
-        prefix=PREFIX,
-        create_bucket=create_bucket,
-    )
+    return s3_store(endpoint, BUCKET, prefix=PREFIX, create_bucket=create_bucket)
 
 
 # ── the 2 GiB push, on disk ──────────────────────────────────────────────────

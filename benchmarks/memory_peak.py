@@ -33,13 +33,12 @@ from typing import Any
 
 import attrs
 from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
-from fetchcore.adapters.s3 import S3ObjectStore
 from fetchcore.adapters.sql import SqlIndexRepo
 from fetchcore.adapters.wrapping import ObjectStoreWrapper
 from tests.seaweed import S3Endpoint
 
 from benchmarks.common import REPO, ingest_repository, write_results
-from benchmarks.stacks import s3_endpoint, scratch_postgres
+from benchmarks.stacks import s3_endpoint, s3_store, scratch_postgres
 from fetchcore import serve_fetch
 from fetchcore.ports import FetchUpload
 
@@ -51,14 +50,7 @@ BUDGET_OVER_BASELINE = 256 * MiB
 
 
 def store(endpoint: S3Endpoint, *, create_bucket: bool = False) -> Any:
-    return S3ObjectStore.connect(
-        bucket=BUCKET,
-        endpoint_url=endpoint.url,
-        access_key_id=endpoint.access_key_id or None,
-        secret_access_key=endpoint.secret_access_key or None,
-        prefix=PREFIX,
-        create_bucket=create_bucket,
-    )
+    return s3_store(endpoint, BUCKET, prefix=PREFIX, create_bucket=create_bucket)
 
 
 def peak_rss_bytes() -> int:

@@ -76,16 +76,23 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
         yield server.endpoint
 
 
-def s3_store(endpoint: S3Endpoint, bucket: str) -> AbstractAsyncContextManager[S3ObjectStore]:
-    """A store on ``bucket`` (created if missing) at ``endpoint``."""
+def s3_store(
+    endpoint: S3Endpoint,
+    bucket: str,
+    *,
+    prefix: str | None = None,
+    create_bucket: bool = True,
+) -> AbstractAsyncContextManager[S3ObjectStore]:
+    """A store on ``bucket`` at ``endpoint``, under ``prefix`` (a fresh one by default:
+    a process that must find another's objects passes the same prefix)."""
     return S3ObjectStore.connect(
         bucket=bucket,
         endpoint_url=endpoint.url,
         access_key_id=endpoint.access_key_id or None,
         secret_access_key=endpoint.secret_access_key or None,
         region=endpoint.region,
-        prefix=f"bench-{secrets.token_hex(4)}/",
-        create_bucket=True,
+        prefix=prefix if prefix is not None else f"bench-{secrets.token_hex(4)}/",
+        create_bucket=create_bucket,
     )
 
 
