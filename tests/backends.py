@@ -51,8 +51,8 @@ S3_PUSH_BUFFER_BYTES = 8 * MiB
 
 @asynccontextmanager
 async def s3_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
-    # Pushes above 8 MiB are staged (the default holds 64 MiB in memory first): the
-    # suites' large pushes take the staged path, their small ones go straight to the key.
+    # Pushes above 8 MiB are staged, smaller ones held and written straight to the key
+    # (the default holds nothing): the suites exercise both ways of S3PushUpload.
     async with s3_test_store(request, push_buffer_bytes=S3_PUSH_BUFFER_BYTES) as store:
         yield store
 

@@ -191,7 +191,9 @@ class S3Tuning:
             this size before its staging upload starts. One that ends within it
             is written straight to its mpack key at commit (as ``put_mpack``
             would): no staging object, no server-side copy, which would cost a
-            small push more than the upload itself. 0 stages every push.
+            small push more than the upload itself. 0 (the default: the core
+            already ingests a push within ``Policy.whole_push_bytes`` whole,
+            with ``put_mpack``) stages every push from its first full part.
         single_copy_limit_bytes: a staged push up to this size becomes its
             mpack by one CopyObject; a larger one by a multipart copy
             (UploadPartCopy, parts of up to 512 MiB, ``multipart_concurrency``
@@ -217,7 +219,7 @@ class S3Tuning:
     multipart_threshold_bytes: int = attrs.field(default=16 * MiB, validator=_at_least(0))
     multipart_part_bytes: int = attrs.field(default=8 * MiB, validator=_at_least(_MIN_PART_BYTES))
     multipart_concurrency: int = attrs.field(default=4, validator=_at_least(1))
-    push_buffer_bytes: int = attrs.field(default=64 * MiB, validator=_at_least(0))
+    push_buffer_bytes: int = attrs.field(default=0, validator=_at_least(0))
     single_copy_limit_bytes: int = attrs.field(
         default=_SINGLE_COPY_LIMIT_BYTES, validator=_at_least(_MIN_PART_BYTES)
     )

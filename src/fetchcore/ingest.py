@@ -28,7 +28,8 @@ memory (within ``max_document_bytes``) and stored whole, as for ``bytes``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Awaitable, Callable, Collection, Iterable
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection, Iterable
 from typing import TypeVar
 
 import attrs
@@ -166,7 +167,10 @@ async def ingest_push(
     if isinstance(mpack, AsyncIterable) and not isinstance(mpack, bytes | bytearray | memoryview):
         if isinstance(store, StagedPushes):
             return await _observed(
-                observer, repo_id, None, _ingest_stream(index, store, repo_id, mpack, policy)
+                observer,
+                repo_id,
+                None,
+                _ingest_pieces(index, (store, store), repo_id, mpack, policy),
             )
         mpack = await _joined(mpack, policy)
     if not isinstance(mpack, bytes | bytearray | memoryview):
@@ -204,6 +208,42 @@ async def _joined(chunks: AsyncIterable[Chunk], policy: Policy) -> bytes:
     return bytes(joined)
 
 
+def _whole_push_limit(policy: Policy) -> int:
+    """The longest push in pieces that is joined and ingested whole."""
+    return min(policy.whole_push_bytes, policy.max_document_bytes, policy.max_push_bytes)
+
+
+async def _first_pieces(
+    chunks: AsyncIterable[Chunk], limit: int
+) -> tuple[deque[bytes], AsyncIterator[Chunk] | None]:
+    """The chunks while they add up to at most ``limit`` bytes, and the rest of the
+    stream from the chunk that went past it (None: the push ended within the limit)."""
+    iterator = aiter(chunks)
+    first: deque[bytes] = deque()
+    size = 0
+    async for chunk in iterator:
+        _check_chunk(chunk)
+        if size + len(chunk) > limit:
+            return first, _prepended(chunk, iterator)
+        first.append(bytes(chunk))
+        size += len(chunk)
+    return first, None
+
+
+async def _prepended(chunk: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+    yield chunk
+    async for later in rest:
+        yield later
+
+
+async def _replayed(first: deque[bytes], rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+    """``first``, each chunk let go as it is handed on, then ``rest``."""
+    while first:
+        yield first.popleft()
+    async for chunk in rest:
+        yield chunk
+
+
 def _check_chunk(chunk: object) -> None:
     if not isinstance(chunk, bytes | bytearray | memoryview):
         raise InvalidMPackError(None, f"a chunk must be bytes, not {type(chunk).__name__}")
@@ -233,6 +273,32 @@ def _ingest(
             _, batch = await asyncio.gather(store.put_mpack(mpack_id, data), building)
         received = ReceivedPush(mpack_id, len(data), document, cached)
         return await _record(index, repo_id, received, batch, seen)
+
+    return run
+
+
+def _ingest_pieces(
+    index: IngestIndex,
+    stores: tuple[PushStore, StagedPushes],
+    repo_id: str,
+    chunks: AsyncIterable[Chunk],
+    policy: Policy,
+) -> Ingest:
+    """A push in pieces: joined and ingested whole if it ends within the policy's
+    ``whole_push_bytes``, else streamed from its first piece on. ``stores``: the
+    one store, as each path sees it."""
+    store, staged = stores
+
+    async def run(seen: IngestObservation) -> IngestResult:
+        with seen.phase(IngestPhase.RECEIVE):
+            first, rest = await _first_pieces(chunks, _whole_push_limit(policy))
+        if rest is None:
+            data = b"".join(first)
+            first.clear()
+            seen.mpack_bytes = len(data)
+            return await _ingest(index, store, repo_id, data, policy)(seen)
+        streamed = _replayed(first, rest)
+        return await _ingest_stream(index, staged, repo_id, streamed, policy)(seen)
 
     return run
 

@@ -122,6 +122,12 @@ class Policy:
             bytes (PushTooLargeError past it). A push received in pieces may be
             this long; one handed over whole as ``bytes`` (or joined for a store
             without staged pushes) is held in memory and also obeys ``max_document_bytes``.
+        whole_push_bytes: a push received in pieces that ends within this many
+            bytes (and within ``max_document_bytes``) is joined and ingested as
+            a whole push, as ``bytes`` are: the whole-document parser is faster
+            than the incremental one, and the store writes the mpack under its
+            id with no staging copy. A longer push streams from there on.
+            Memory per push: up to this much. 0: every push in pieces streams.
         max_document_bytes: the longest document parsed in memory; of a push
             received in pieces, the bytes outside blob contents (commits,
             snapshots, branch heads, blob fields). With ``max_entries``
@@ -152,6 +158,7 @@ class Policy:
     verify_each_blob: bool = attrs.field(default=False, validator=_flag)
 
     max_push_bytes: int = attrs.field(default=64 * GiB, validator=integer_within(1))
+    whole_push_bytes: int = attrs.field(default=64 * MiB, validator=integer_within(0))
     max_document_bytes: int = attrs.field(default=2 * GiB, validator=integer_within(1))
     max_entries: int = attrs.field(default=1_000_000, validator=integer_within(1))
     max_manifest_entries: int = attrs.field(default=1_000_000, validator=integer_within(1))

@@ -128,7 +128,8 @@ class TestRequests:
     async def test_an_aborted_push_within_the_buffer_sent_nothing(
         self, request: pytest.FixtureRequest
     ) -> None:
-        async with s3_test_store(request, multipart_part_bytes=PART) as store:
+        tuning = {"multipart_part_bytes": PART, "push_buffer_bytes": len(LARGE)}
+        async with s3_test_store(request, **tuning) as store:
             log = record_requests(store)
             upload = await store.open_push()
             await upload.write(LARGE)

@@ -94,7 +94,9 @@ class TestJson:
         code, data = run_json(capsys, "ingest", "push.mpack", "--repo", REPO, "--json")
         assert code == EXIT_OK
         timings = data.pop("timings")
-        assert set(timings) == {"receive", "connect", "store", "record", "total"}
+        # A small push read in pieces is joined (whole_push_bytes), then parsed whole.
+        phases = {"receive", "parse", "verify", "connect", "store", "record", "total"}
+        assert set(timings) == phases
         assert data == {
             "repo": REPO,
             "mpack_id": content_id((workdir / "push.mpack").read_bytes()),

@@ -30,6 +30,8 @@ from tests.backends import staged_push_leftovers
 from tests.conftest import Stack
 
 REPO = "alice/stems"
+STREAMED = Policy(whole_push_bytes=0)
+"""Streams every push in pieces (by default a small one is joined and ingested whole)."""
 MiB = 1 << 20
 
 
@@ -100,7 +102,7 @@ class TestSameAsTheBytesPath:
     async def test_same_mpack_stored_bytes_and_index(self, stack: Stack, chunk: int) -> None:
         contents = [*SMALL, *LARGE]
         data = push_of(contents)
-        policy = Policy(cache_max_bytes=4096)
+        policy = Policy(cache_max_bytes=4096, whole_push_bytes=0)
         streamed = await ingest_push(
             stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, chunk), policy=policy
         )
@@ -120,11 +122,50 @@ class TestSameAsTheBytesPath:
     async def test_ingesting_the_same_stream_twice_is_a_no_op_success(self, stack: Stack) -> None:
         data = push_of(SMALL)
         first = await ingest_push(
-            stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, 999)
+            stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, 999), policy=STREAMED
         )
-        second = await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, 7))
+        second = await ingest_push(
+            stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, 7), policy=STREAMED
+        )
         assert first == second
         assert await staged_push_leftovers(stack.store) == []
+
+
+class TestWholePushes:
+    """A push in pieces that ends within ``whole_push_bytes`` is joined and ingested as
+    ``bytes`` are (no staging); one byte more and it streams."""
+
+    @pytest.mark.parametrize("past_the_limit", [False, True], ids=["within", "past"])
+    async def test_the_limit_decides_whole_or_streamed(
+        self, stack: Stack, past_the_limit: bool
+    ) -> None:
+        contents = [*SMALL, *LARGE]
+        data = push_of(contents)
+        policy = Policy(whole_push_bytes=len(data) - 1 if past_the_limit else len(data))
+        result = await ingest_push(
+            stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, MiB), policy=policy
+        )
+        whole = await ingest_push(
+            MemoryIndexRepo(), MemoryObjectStore(), repo_id=REPO, mpack=data, policy=policy
+        )
+        assert result == whole
+        assert await stack.store.inner.get_mpack(whole.mpack_id) == data
+        staged = stack.store.args_of("open_push") != []
+        assert staged is past_the_limit
+        assert (stack.store.ids_of("put_mpack") == [whole.mpack_id]) is not past_the_limit
+        assert await staged_push_leftovers(stack.store) == []
+
+    async def test_a_client_gone_before_the_limit_leaves_nothing(self, stack: Stack) -> None:
+        data = push_of(SMALL)
+        with pytest.raises(ConnectionResetError):
+            await ingest_push(
+                stack.index,
+                stack.store,
+                repo_id=REPO,
+                mpack=chunks_of(data, 100, fail_at=len(data) // 2),
+            )
+        await assert_nothing_left(stack, data)
+        assert stack.store.args_of("open_push") == []
 
 
 class TestNothingLeftBehind:
@@ -136,13 +177,16 @@ class TestNothingLeftBehind:
                 stack.store,
                 repo_id=REPO,
                 mpack=chunks_of(data, MiB, fail_at=len(data) * 3 // 4),
+                policy=STREAMED,
             )
         await assert_nothing_left(stack, data)
 
     async def test_a_corrupt_blob_near_the_end_of_a_large_push(self, stack: Stack) -> None:
         data = push_of(LARGE, corrupt_last=True)
         with pytest.raises(InvalidMPackError) as raised:
-            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, MiB))
+            await ingest_push(
+                stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, MiB), policy=STREAMED
+            )
         assert raised.value.entry == f"blobs[{len(LARGE) - 1}]"
         await assert_nothing_left(stack, data)
 
@@ -151,7 +195,7 @@ class TestNothingLeftBehind:
         stalled = asyncio.Event()
         chunks = chunks_of(data, MiB, fail_at=len(data) * 3 // 4, stall_at=stalled)
         ingest = asyncio.create_task(
-            ingest_push(stack.index, stack.store, repo_id=REPO, mpack=chunks)
+            ingest_push(stack.index, stack.store, repo_id=REPO, mpack=chunks, policy=STREAMED)
         )
         await asyncio.wait_for(stalled.wait(), timeout=60)
         ingest.cancel()
@@ -161,7 +205,7 @@ class TestNothingLeftBehind:
 
     async def test_a_push_over_the_size_limit(self, stack: Stack) -> None:
         data = push_of(LARGE)
-        policy = Policy(max_push_bytes=len(data) - 1)
+        policy = Policy(max_push_bytes=len(data) - 1, whole_push_bytes=0)
         with pytest.raises(PushTooLargeError) as raised:
             await ingest_push(
                 stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, MiB), policy=policy
@@ -171,7 +215,7 @@ class TestNothingLeftBehind:
 
     async def test_a_push_exactly_at_the_size_limit_is_taken(self, stack: Stack) -> None:
         data = push_of(SMALL)
-        policy = Policy(max_push_bytes=len(data))
+        policy = Policy(max_push_bytes=len(data), whole_push_bytes=0)
         result = await ingest_push(
             stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, 1000), policy=policy
         )
@@ -187,7 +231,9 @@ class TestNothingLeftBehind:
     ) -> None:
         data = damage(push_of(LARGE))  # type: ignore[operator]
         with pytest.raises(InvalidMPackError, match=complaint):
-            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, MiB))
+            await ingest_push(
+                stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, MiB), policy=STREAMED
+            )
         await assert_nothing_left(stack, data)
 
     async def test_a_missing_parent_is_refused_once_the_document_is_complete(
@@ -198,7 +244,9 @@ class TestNothingLeftBehind:
             snapshots=[snapshot_entry("s1", {})],
         )
         with pytest.raises(InvalidMPackError) as raised:
-            await ingest_push(stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, 5))
+            await ingest_push(
+                stack.index, stack.store, repo_id=REPO, mpack=chunks_of(data, 5), policy=STREAMED
+            )
         assert raised.value.missing_ids == ("nowhere",)
         await assert_nothing_left(stack, data)
 
@@ -235,6 +283,7 @@ class TestCrashThenSweep:
                 crashing,
                 repo_id=REPO,
                 mpack=chunks_of(data, MiB, fail_at=len(data) * 3 // 4),
+                policy=STREAMED,
             )
         assert await staged_push_leftovers(stack.store) != []
         assert await sweep_staging(stack.store, min_age_s=3600) == 0  # a running ingest's
@@ -266,7 +315,7 @@ class TestStoresWithoutStagedPushes:
 
     async def test_joining_stops_at_the_document_limit(self) -> None:
         data = push_of(SMALL)
-        policy = Policy(max_document_bytes=len(data) - 1)
+        policy = Policy(max_document_bytes=len(data) - 1, whole_push_bytes=0)
         store = MemoryObjectStore()
         with pytest.raises(PushTooLargeError):
             await ingest_push(
@@ -296,6 +345,7 @@ class TestObserved:
             MemoryObjectStore(),
             repo_id=REPO,
             mpack=chunks_of(data, 1000),
+            policy=STREAMED,
             observer=seen,
         )
         started = next(e for e in seen.events if isinstance(e, IngestStarted))

@@ -9,6 +9,7 @@ import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import msgpack
 import pytest
 from fetchcore.adapters.memory import MemoryIndexRepo, MemoryObjectStore
@@ -124,7 +125,11 @@ class TestSameAsWhole:
     ) -> None:
         data, _ = push
         whole = asyncio.run(ingested(data, policy))
-        assert asyncio.run(ingested(chunks_of(data, sizes), policy)) == whole
+        streamed = attrs.evolve(policy, whole_push_bytes=0)
+        assert asyncio.run(ingested(chunks_of(data, sizes), streamed)) == whole
+        # Within whole_push_bytes, the pieces are joined and ingested as bytes are.
+        joined = attrs.evolve(policy, whole_push_bytes=len(data))
+        assert asyncio.run(ingested(chunks_of(data, sizes), joined)) == whole
 
 
 class TestSizeLimit:
