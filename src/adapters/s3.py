@@ -63,7 +63,7 @@ import functools
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import aiohttp
@@ -1052,22 +1052,25 @@ class _MultipartWriter:
 
 
 @attrs.define
-class S3FetchUpload:
-    """A fetch document streamed to S3 (see :class:`_MultipartWriter`), sealed at commit.
-
-    A document smaller than one part is one PUT at commit. Abort (and a failed
-    commit) aborts the multipart upload, and takes back a document whose seal
-    could not be written.
-    """
+class _StreamedUpload:
+    """What a fetch document and a staged push streamed to S3 share: the writer (see
+    :class:`_MultipartWriter`), the finished state, and on failure or abort the parts
+    stopped, the multipart upload aborted and any object under ``key`` taken back."""
 
     store: S3ObjectStore
     key: str
     _writer: _MultipartWriter = attrs.field(init=False)
-    _committed: bool = attrs.field(default=False, init=False)
+    _key_written: bool = attrs.field(default=False, init=False)
+    """Whether an object may stand under ``key`` that a failure must take back."""
     _done: bool = attrs.field(default=False, init=False)
+    _what: ClassVar[str] = "an upload"
 
     def __attrs_post_init__(self) -> None:
-        self._writer = _MultipartWriter(self.store, self.key)
+        self._writer = _MultipartWriter(self.store, self.key, hold_bytes=self._hold_bytes())
+
+    def _hold_bytes(self) -> int:
+        """Bytes the writer holds in memory before its first part goes up."""
+        return 0
 
     async def write(self, chunk: bytes) -> None:
         """Append ``chunk``; every full part starts uploading.
@@ -1078,6 +1081,49 @@ class S3FetchUpload:
         """
         self._check_writable("write to")
         await self._writer.write(chunk)
+
+    async def abort(self) -> None:
+        """Stop the parts in flight, abort the multipart upload and take back what is
+        under the key. Safe to call more than once."""
+        self._done = True
+        await asyncio.shield(self._discard())
+
+    def _check_writable(self, action: str) -> None:
+        if self._done:
+            raise InvalidRequestError(f"{action} {self._what} that is already finished")
+        self._writer.check_healthy()
+
+    async def _committing(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run the commit's ``work`` once; on any failure discard everything, shielded."""
+        self._check_writable("commit")
+        self._done = True
+        try:
+            await work()
+        except BaseException:
+            await asyncio.shield(self._discard())
+            raise
+
+    async def _discard(self) -> None:
+        await self._writer.discard()
+        if self._key_written:
+            # Best effort, like aborting the upload: the caller must see the original
+            # failure. What a dead server keeps: a staging object is swept later, a
+            # document without its seal is never intact, so it is built again.
+            self._key_written = False
+            with contextlib.suppress(ObjectStoreError):
+                await self.store._delete(self.key)
+
+
+@attrs.define
+class S3FetchUpload(_StreamedUpload):
+    """A fetch document streamed to S3, sealed at commit.
+
+    A document smaller than one part is one PUT at commit. Abort (and a failed
+    commit) aborts the multipart upload, and takes back a document whose seal
+    could not be written.
+    """
+
+    _what: ClassVar[str] = "a fetch upload"
 
     async def commit(self) -> None:
         """Send the rest, complete the upload, then write the seal (size and ETag).
@@ -1086,72 +1132,33 @@ class S3FetchUpload:
             InvalidRequestError: the upload is already committed or aborted.
             ObjectStoreError: the upload failed; nothing of it is left in the bucket.
         """
-        self._check_writable("commit")
-        self._done = True
-        try:
-            etag = await self._writer.complete()
-            self._committed = True
-            seal = _seal_bytes(self._writer.size, etag)
-            await self.store._put_single(_seal_key(self.key), seal)
-        except BaseException:
-            await asyncio.shield(self._discard())
-            raise
+        await self._committing(self._complete_and_seal)
 
-    async def abort(self) -> None:
-        """Stop the parts in flight and abort the multipart upload. Safe to call more than once."""
-        self._done = True
-        await asyncio.shield(self._discard())
-
-    def _check_writable(self, action: str) -> None:
-        if self._done:
-            raise InvalidRequestError(f"{action} a fetch upload that is already finished")
-        self._writer.check_healthy()
-
-    async def _discard(self) -> None:
-        await self._writer.discard()
-        if self._committed:
-            # The document is complete but its seal is not: take the document back.
-            self._committed = False
-            with contextlib.suppress(ObjectStoreError):
-                await self.store._delete(self.key)
+    async def _complete_and_seal(self) -> None:
+        etag = await self._writer.complete()
+        self._key_written = True  # the document is complete, its seal not yet written
+        await self.store._put_single(_seal_key(self.key), _seal_bytes(self._writer.size, etag))
 
 
 @attrs.define
-class S3PushUpload:
+class S3PushUpload(_StreamedUpload):
     """A push mpack staged under ``<prefix>staging/<uuid4 hex>`` until its id is known.
 
-    Bytes stream up as a multipart upload of the staging key (see
-    :class:`_MultipartWriter`) once more than ``S3Tuning.push_buffer_bytes``
-    are written. At commit, one HEAD tells whether the mpack is stored intact
-    (its size, and the sha256 of its metadata): then the staged upload is
-    simply aborted. Otherwise a push still held in memory is written to the
-    mpack key as ``put_mpack`` writes it; a larger one completes the staging
-    object, is copied to the mpack key on the server (CopyObject, or
-    UploadPartCopy above ``single_copy_limit_bytes``), and the staging object
-    is deleted. Any
-    failure (and abort) aborts the upload and deletes the staging object.
+    Bytes stream up as a multipart upload of the staging key once more than
+    ``S3Tuning.push_buffer_bytes`` are written. At commit, one HEAD tells
+    whether the mpack is stored intact (its size, and the sha256 of its
+    metadata): then the staged upload is simply aborted. Otherwise a push still
+    held in memory is written to the mpack key as ``put_mpack`` writes it; a
+    larger one completes the staging object, is copied to the mpack key on the
+    server (CopyObject, or UploadPartCopy above ``single_copy_limit_bytes``),
+    and the staging object is deleted. Any failure (and abort) aborts the
+    upload and deletes the staging object.
     """
 
-    store: S3ObjectStore
-    key: str
-    _writer: _MultipartWriter = attrs.field(init=False)
-    _staged: bool = attrs.field(default=False, init=False)
-    _done: bool = attrs.field(default=False, init=False)
+    _what: ClassVar[str] = "a push upload"
 
-    def __attrs_post_init__(self) -> None:
-        self._writer = _MultipartWriter(
-            self.store, self.key, hold_bytes=self.store.tuning.push_buffer_bytes
-        )
-
-    async def write(self, chunk: bytes) -> None:
-        """Append ``chunk``; every full part starts uploading.
-
-        Raises:
-            InvalidRequestError: the upload is already committed or aborted.
-            ObjectStoreError: a part failed, or the upload could not be started.
-        """
-        self._check_writable("write to")
-        await self._writer.write(chunk)
+    def _hold_bytes(self) -> int:
+        return self.store.tuning.push_buffer_bytes
 
     async def commit(self, mpack_id: str) -> None:
         """Make the staged bytes the push mpack ``mpack_id``, then delete the staging object.
@@ -1162,23 +1169,7 @@ class S3PushUpload:
             ObjectStoreError: the upload, the copy or the deletion failed; nothing
                 staged is left (as far as the server still answers).
         """
-        self._check_writable("commit")
-        self._done = True
-        try:
-            await self._commit(self.store._mpack_key(mpack_id))
-        except BaseException:
-            await asyncio.shield(self._discard())
-            raise
-
-    async def abort(self) -> None:
-        """Abort the multipart upload and delete any staging object. Safe to call more than once."""
-        self._done = True
-        await asyncio.shield(self._discard())
-
-    def _check_writable(self, action: str) -> None:
-        if self._done:
-            raise InvalidRequestError(f"{action} a push upload that is already finished")
-        self._writer.check_healthy()
+        await self._committing(lambda: self._commit(self.store._mpack_key(mpack_id)))
 
     async def _commit(self, mpack_key: str) -> None:
         size = self._writer.size
@@ -1191,17 +1182,8 @@ class S3PushUpload:
             self._writer.buffer.clear()
             await self.store._write(mpack_key, data, metadata)
             return
-        self._staged = True  # from here on the staging object may exist
+        self._key_written = True  # from here on the staging object may exist
         await self._writer.complete()
         await self.store._copy(self.key, mpack_key, size, metadata)
         await self.store._delete(self.key)
-        self._staged = False
-
-    async def _discard(self) -> None:
-        await self._writer.discard()
-        if self._staged:
-            # Best effort, like aborting the upload: the caller must see the original
-            # failure; what a dead server keeps, sweep_staging removes later.
-            self._staged = False
-            with contextlib.suppress(ObjectStoreError):
-                await self.store._delete(self.key)
+        self._key_written = False
