@@ -33,8 +33,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -48,7 +46,13 @@ from fetchcore.adapters.sql import SqlIndexRepo
 from tests.seaweed import S3Endpoint
 
 from benchmarks.common import write_results
-from benchmarks.memory_peak import peak_rss_bytes, release_and_reset_peak, rss_bytes
+from benchmarks.memory_peak import (
+    endpoint_of_parent,
+    peak_rss_bytes,
+    release_and_reset_peak,
+    rss_bytes,
+    run_child,
+)
 from benchmarks.object_store import bare_client
 from benchmarks.stacks import s3_endpoint, s3_store, scratch_postgres
 from fetchcore import ingest_push
@@ -140,18 +144,7 @@ async def child(path: Path, index_url: str, endpoint: S3Endpoint) -> dict[str, A
 
 
 async def streamed_in_child(path: Path, index_url: str, endpoint: S3Endpoint) -> dict[str, Any]:
-    environment = {
-        **os.environ,
-        "BENCH_S3_URL": endpoint.url,
-        "BENCH_S3_KEY": endpoint.access_key_id,
-        "BENCH_S3_SECRET": endpoint.secret_access_key,
-    }
-    command = [sys.executable, "-m", "benchmarks.ingest_stream", "--child", str(path), index_url]
-    completed = await asyncio.to_thread(
-        subprocess.run, command, env=environment, capture_output=True, text=True, check=True
-    )
-    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return figures
+    return await run_child("benchmarks.ingest_stream", [str(path), index_url], endpoint)
 
 
 # ── the floor: a plain multipart PUT of the file, one copy ───────────────────
@@ -326,9 +319,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("FILE", "INDEX_URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        endpoint = S3Endpoint(
-            os.environ["BENCH_S3_URL"], os.environ["BENCH_S3_KEY"], os.environ["BENCH_S3_SECRET"]
-        )
+        endpoint = endpoint_of_parent()
         print(json.dumps(asyncio.run(child(Path(args.child[0]), args.child[1], endpoint))))
         return
     figures: dict[str, Any] = {"load_average_before": os.getloadavg()}

@@ -138,6 +138,30 @@ async def in_process(blob_count: int, blob_size: int) -> dict[str, Any]:
     }
 
 
+async def run_child(module: str, arguments: list[str], endpoint: S3Endpoint) -> dict[str, Any]:
+    """Run ``python -m module --child *arguments`` in a fresh process that reaches the S3
+    server at ``endpoint`` (see :func:`endpoint_of_parent`); its last line of output, as JSON."""
+    environment = {
+        **os.environ,
+        "BENCH_S3_URL": endpoint.url,
+        "BENCH_S3_KEY": endpoint.access_key_id,
+        "BENCH_S3_SECRET": endpoint.secret_access_key,
+    }
+    command = [sys.executable, "-m", module, "--child", *arguments]
+    completed = await asyncio.to_thread(
+        subprocess.run, command, env=environment, capture_output=True, text=True, check=True
+    )
+    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def endpoint_of_parent() -> S3Endpoint:
+    """In a child started by :func:`run_child`: the parent's S3 server."""
+    return S3Endpoint(
+        os.environ["BENCH_S3_URL"], os.environ["BENCH_S3_KEY"], os.environ["BENCH_S3_SECRET"]
+    )
+
+
 async def child(index_url: str, endpoint: S3Endpoint, want: str) -> dict[str, Any]:
     async with SqlIndexRepo.connect(index_url) as index, store(endpoint) as s3:
         before = peak_rss_bytes()
@@ -159,21 +183,7 @@ async def parent(blob_count: int) -> dict[str, Any]:
                 repository = await ingest_repository(
                     index, s3, blob_count=blob_count, legacy_keys=False
                 )
-            environment = {
-                **os.environ,
-                "BENCH_S3_URL": endpoint.url,
-                "BENCH_S3_KEY": endpoint.access_key_id,
-                "BENCH_S3_SECRET": endpoint.secret_access_key,
-            }
-            completed = await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-m", "benchmarks.memory_peak", "--child", url, repository.head],
-                env=environment,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+            figures = await run_child("benchmarks.memory_peak", [url, repository.head], endpoint)
     over = figures["peak_rss"] - figures["rss_before_fetch"]
     return {
         "stack": "production",
@@ -193,9 +203,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("INDEX_URL", "WANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        endpoint = S3Endpoint(
-            os.environ["BENCH_S3_URL"], os.environ["BENCH_S3_KEY"], os.environ["BENCH_S3_SECRET"]
-        )
+        endpoint = endpoint_of_parent()
         print(json.dumps(asyncio.run(child(args.child[0], endpoint, args.child[1]))))
         return
     if args.stack == "memory":
