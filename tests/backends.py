@@ -24,7 +24,7 @@ from fetchcore.adapters.sql import SqlIndexRepo
 
 from fetchcore import ids
 from fetchcore.policy import MiB
-from fetchcore.ports import IndexRepo, ObjectStore
+from fetchcore.ports import FetchUpload, IndexRepo, ObjectStore, PushUpload
 from tests.pg_support import postgres_index
 from tests.s3_support import list_keys, list_uploads, s3_test_store, unreachable_s3_store
 
@@ -118,6 +118,30 @@ STACKS: list[tuple[str, str]] = [
 # Each store keeps its bytes its own way; these helpers touch them directly (never
 # through the port), so the suite can damage a stored document and then ask the
 # store what it sees, and list what a failed upload left behind.
+
+
+async def cancel_while_writing(upload: FetchUpload | PushUpload, chunk: bytes) -> None:
+    """Write ``chunk`` after ``chunk`` into ``upload`` and cancel the writer after ten,
+    which aborts the upload as the core does on cancellation; the cancellation is
+    checked to reach the writer."""
+    written_ten = asyncio.Event()
+
+    async def writer() -> None:
+        try:
+            for written in range(2_000):
+                await upload.write(chunk)
+                if written == 10:
+                    written_ten.set()
+                await asyncio.sleep(0)
+        except BaseException:
+            await upload.abort()
+            raise
+
+    task = asyncio.create_task(writer())
+    await written_ten.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def stored_fetch_leftovers(store: ObjectStore) -> list[str]:

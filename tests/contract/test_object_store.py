@@ -13,6 +13,7 @@ from fetchcore.ids import content_id
 from fetchcore.testing import blob_id
 from tests.backends import (
     UNREACHABLE_STORES,
+    cancel_while_writing,
     download,
     replace_behind_the_back,
     stored_fetch_leftovers,
@@ -320,26 +321,7 @@ class TestFetchDocuments:
         assert await stored_fetch_leftovers(object_store) == []
 
     async def test_cancellation_mid_write_leaves_nothing(self, object_store: ObjectStore) -> None:
-        halfway = asyncio.Event()
-
-        async def writer() -> None:
-            upload = await object_store.open_fetch(FETCH_ID)
-            try:
-                for written in range(LARGE_CHUNKS * 100):
-                    await upload.write(CHUNK)
-                    if written == LARGE_CHUNKS // 2:
-                        halfway.set()
-                    await asyncio.sleep(0)
-                await upload.commit()
-            except BaseException:
-                await upload.abort()
-                raise
-
-        task = asyncio.create_task(writer())
-        await halfway.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_while_writing(await object_store.open_fetch(FETCH_ID), CHUNK)
         assert await stored_fetch_leftovers(object_store) == []
 
     async def test_a_finished_upload_refuses_more_writes(self, object_store: ObjectStore) -> None:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from fetchcore import InvalidRequestError, ObjectStore, ObjectStoreError, PushUpload, StagedPushes
 from fetchcore.ids import content_id
 from tests.backends import (
+    cancel_while_writing,
     replace_behind_the_back,
     staged_push_leftovers,
     truncate_behind_the_back,
@@ -194,25 +195,7 @@ class TestFailures:
     async def test_cancellation_mid_write_then_abort_leaves_nothing(
         self, object_store: ObjectStore
     ) -> None:
-        halfway = asyncio.Event()
-
-        async def writer() -> None:
-            upload = await object_store.open_push()
-            try:
-                for written in range(LARGE_CHUNKS * 100):
-                    await upload.write(CHUNK)
-                    if written == LARGE_CHUNKS // 2:
-                        halfway.set()
-                    await asyncio.sleep(0)
-            except BaseException:
-                await upload.abort()
-                raise
-
-        task = asyncio.create_task(writer())
-        await halfway.wait()
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_while_writing(await object_store.open_push(), CHUNK)
         assert await staged_push_leftovers(object_store) == []
 
 
