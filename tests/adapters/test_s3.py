@@ -77,6 +77,25 @@ class RequestLog:
         return [request.operation for request in self.sent]
 
 
+def slow_parts_counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Make every part upload slow (a slow link, so parts pile up if nothing bounds them)
+    and count them: ``now`` in flight and the ``most`` at once."""
+    in_flight = {"now": 0, "most": 0}
+    upload_part = S3ObjectStore._upload_part
+
+    async def slow_part(store: S3ObjectStore, *args: Any) -> Any:
+        in_flight["now"] += 1
+        in_flight["most"] = max(in_flight["most"], in_flight["now"])
+        try:
+            await asyncio.sleep(0.05)
+            return await upload_part(store, *args)
+        finally:
+            in_flight["now"] -= 1
+
+    monkeypatch.setattr(S3ObjectStore, "_upload_part", slow_part)
+    return in_flight
+
+
 def record_requests(store: S3ObjectStore) -> RequestLog:
     log = RequestLog()
     store.client.meta.events.register("before-send.s3", log.hook)
@@ -526,19 +545,7 @@ class TestStreamingFetchUpload:
     async def test_parts_in_flight_stay_within_the_concurrency(
         self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        in_flight = {"now": 0, "most": 0}
-        upload_part = S3ObjectStore._upload_part
-
-        async def slow_part(store: S3ObjectStore, *args: Any) -> Any:
-            in_flight["now"] += 1
-            in_flight["most"] = max(in_flight["most"], in_flight["now"])
-            try:
-                await asyncio.sleep(0.05)  # a slow link, so parts pile up if nothing bounds them
-                return await upload_part(store, *args)
-            finally:
-                in_flight["now"] -= 1
-
-        monkeypatch.setattr(S3ObjectStore, "_upload_part", slow_part)
+        in_flight = slow_parts_counted(monkeypatch)
         async with s3_test_store(request, **STREAMING) as store:
             upload = await store.open_fetch(FETCH_ID)
             for _ in range(6):

@@ -17,7 +17,7 @@ from fetchcore.adapters.s3 import SHA256_METADATA, S3ObjectStore, S3Tuning
 from fetchcore import InvalidRequestError, ObjectStoreError, PushUpload
 from fetchcore.ids import content_id
 from fetchcore.policy import MiB
-from tests.adapters.test_s3 import record_requests
+from tests.adapters.test_s3 import record_requests, slow_parts_counted
 from tests.backends import replace_behind_the_back, staged_push_leftovers
 from tests.s3_support import list_keys, list_uploads, s3_test_store
 
@@ -263,19 +263,7 @@ class TestFailures:
     async def test_parts_in_flight_stay_within_the_concurrency(
         self, store: S3ObjectStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        in_flight = {"now": 0, "most": 0}
-        upload_part = S3ObjectStore._upload_part
-
-        async def slow_part(s3: S3ObjectStore, *args: Any) -> Any:
-            in_flight["now"] += 1
-            in_flight["most"] = max(in_flight["most"], in_flight["now"])
-            try:
-                await asyncio.sleep(0.05)  # a slow link, so parts pile up if nothing bounds them
-                return await upload_part(s3, *args)
-            finally:
-                in_flight["now"] -= 1
-
-        monkeypatch.setattr(S3ObjectStore, "_upload_part", slow_part)
+        in_flight = slow_parts_counted(monkeypatch)
         data = LARGE * 2  # 24 MiB: five parts
         await _push(store, data)
         assert in_flight["most"] == STAGING["multipart_concurrency"]
