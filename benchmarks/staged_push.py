@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -36,9 +35,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fetchcore.adapters.s3 import S3ObjectStore, S3Tuning
-from tests.seaweed import S3Endpoint, running_seaweed
+from tests.seaweed import S3Endpoint
 
 from benchmarks.object_store import bare_client, check
+from benchmarks.stacks import s3_endpoint
 from fetchcore.ids import content_id
 
 if TYPE_CHECKING:
@@ -173,11 +173,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each way")
     parser.add_argument("--output", type=Path, default=RESULTS / "staged_push.json")
     arguments = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory(prefix="fetchcore-bench-") as work_dir,
-        running_seaweed(Path(work_dir)) as server,
-    ):
-        results = asyncio.run(run(server.endpoint, arguments.push_mib, arguments.repeat))
+    with s3_endpoint() as endpoint:
+        results = asyncio.run(run(endpoint, arguments.push_mib, arguments.repeat))
     document = {
         "benchmark": "staged_push",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
