@@ -199,13 +199,10 @@ async def _observed(
 async def _joined(chunks: AsyncIterable[Chunk], policy: Policy) -> bytes:
     """The chunks of a push joined in memory, for a store that cannot stage pushes."""
     limit = min(policy.max_push_bytes, policy.max_document_bytes)
-    joined = bytearray()
-    async for chunk in chunks:
-        _check_chunk(chunk)
-        if len(joined) + len(chunk) > limit:
-            raise PushTooLargeError(limit)
-        joined += chunk
-    return bytes(joined)
+    first, rest = await _first_pieces(chunks, limit)
+    if rest is not None:
+        raise PushTooLargeError(limit)
+    return b"".join(first)
 
 
 def _whole_push_limit(policy: Policy) -> int:
