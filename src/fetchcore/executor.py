@@ -202,7 +202,6 @@ class _Extracted:
     alive until the read is done, and the garbage collector would walk them again and again.
     """
 
-    served: list[str] = attrs.field(factory=list)
     batches: list[_Batch] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
     whole_mpack_verified: bool = False
@@ -213,7 +212,6 @@ class _Extracted:
     def serve(
         self, object_id: str, written_id: str, body: bytes | memoryview, encoding: str
     ) -> None:
-        self.served.append(object_id)
         self._ids.append(object_id)
         self._pieces.append(wire.blob_head(len(body), encoding))
         self._pieces.append(body)
@@ -224,7 +222,7 @@ class _Extracted:
 
     def encoded(self) -> _Encoded:
         self._join()
-        return _Encoded(self.served, self.batches, self.failed, self.whole_mpack_verified)
+        return _Encoded(self.batches, self.failed, self.whole_mpack_verified)
 
     def _join(self) -> None:
         if self._ids:
@@ -249,11 +247,15 @@ class _Batch:
 class _Encoded:
     """Verified blobs of one read, encoded in batches; and the ids that failed."""
 
-    served: list[str]
     batches: list[_Batch]
     failed: list[str]
     whole_mpack_verified: bool = False
     """The blobs came from a whole mpack whose bytes matched its id (one hash for all)."""
+
+    @property
+    def served(self) -> list[str]:
+        """The verified blobs (canonical ids), in order."""
+        return [object_id for batch in self.batches for object_id in batch.served]
 
 
 def _leaves_as(encoding: str, needed: NeededBlobs) -> str:
@@ -484,10 +486,10 @@ class _Gather:
         """Hand the served blobs to the sink; return the ids that failed."""
         if encoded.whole_mpack_verified:
             self.tally["verified_whole_mpacks"] += 1
-        if encoded.served:
+        if served := encoded.served:
             # Each blob has one source per plan and plans run one after another, so no
             # blob is served twice (the writer counts blobs against the announced total).
-            self.served.update(encoded.served)
+            self.served.update(served)
             for batch in encoded.batches:
                 await self.sink.add_encoded(batch.served, batch.entries)
         if encoded.failed:
