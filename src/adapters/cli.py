@@ -758,6 +758,13 @@ def _add_fetch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
             sub.add_argument("--accept-zstd", action="store_true", help="pass zstd blobs through")
 
 
+def _add_min_age(parser: argparse.ArgumentParser, default_s: float, meaning: str) -> None:
+    """The ``--min-age`` option of a command that removes what is old enough."""
+    parser.add_argument(
+        "--min-age", type=float, default=default_s, help=_with_default(meaning, f"{default_s:.0f}")
+    )
+
+
 def _add_repository_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     for name, run, about in [
         ("log", command_log, "list a repository's commits, newest first, with their parents"),
@@ -770,30 +777,22 @@ def _add_repository_commands(commands: Any, common: argparse.ArgumentParser) -> 
 
     about = "list push mpacks that no repository references (a dry run), or delete them"
     orphans = commands.add_parser("orphans", help=about, description=about, parents=[common])
-    orphans.add_argument(
-        "--min-age",
-        type=float,
-        default=DEFAULT_MIN_AGE_S,
-        help=_with_default(
-            "seconds since upload before an unreferenced mpack counts: an ingest uploads "
-            "its mpack before it records it",
-            f"{DEFAULT_MIN_AGE_S:.0f}",
-        ),
+    _add_min_age(
+        orphans,
+        DEFAULT_MIN_AGE_S,
+        "seconds since upload before an unreferenced mpack counts: an ingest uploads "
+        "its mpack before it records it",
     )
     orphans.add_argument("--delete", action="store_true", help="delete them (default: only list)")
     orphans.set_defaults(run=command_orphans)
 
     about = "remove what crashed ingests staged: staged pushes and incomplete multipart uploads"
     staging = commands.add_parser("sweep-staging", help=about, description=about, parents=[common])
-    staging.add_argument(
-        "--min-age",
-        type=float,
-        default=DEFAULT_STAGING_AGE_S,
-        help=_with_default(
-            "seconds since a staged push began (or was last written, on a file store) "
-            "before it counts as left behind: a running ingest stages its push",
-            f"{DEFAULT_STAGING_AGE_S:.0f}",
-        ),
+    _add_min_age(
+        staging,
+        DEFAULT_STAGING_AGE_S,
+        "seconds since a staged push began (or was last written, on a file store) "
+        "before it counts as left behind: a running ingest stages its push",
     )
     staging.set_defaults(run=command_sweep_staging)
 
